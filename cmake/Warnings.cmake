@@ -1,0 +1,14 @@
+# Compiler warnings (errors with TESSERA_WERROR, as in CI) and sanitizers for our targets.
+function(tessera_target_options target)
+  # -Wno-restrict: GCC 12 false positive on std::string concatenation at -O3 (GCC PR105651).
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers
+                                           -Wno-restrict)
+  if(TESSERA_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(TESSERA_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
+                                             -fno-sanitize-recover=undefined)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()

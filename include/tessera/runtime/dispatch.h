@@ -1,0 +1,55 @@
+#pragma once
+// The single funnel every primitive call goes through. Layers hook in, in a fixed order:
+// vmap -> tracing -> autograd -> scheduler -> profiler -> kernel.
+#include <cstdint>
+#include <vector>
+
+#include "tessera/ops/primitive.h"
+
+namespace tessera {
+
+/// Runs a primitive through every active layer and returns its outputs.
+std::vector<Tensor> dispatch(const Primitive& p, Inputs inputs, const Attrs& attrs = {});
+/// Convenience for single-output primitives.
+Tensor dispatch1(const Primitive& p, Inputs inputs, const Attrs& attrs = {});
+Tensor dispatch1(const Primitive& p, std::initializer_list<Tensor> inputs, const Attrs& attrs = {});
+
+/// The hookable layers of the funnel, in the order they run.
+enum class Layer : uint8_t { Vmap = 0, Tracing, Autograd, Profiler, kCount };
+
+/// A layer handler. It does its work and calls redispatch(p, in, attrs, layer) to continue
+/// with the layers below it.
+using LayerFn = std::vector<Tensor> (*)(const Primitive&, Inputs, const Attrs&);
+
+/// Installs the handler of a layer (the layer's own module does this once).
+void set_layer_handler(Layer layer, LayerFn fn);
+/// Turns a layer on or off for the calling thread (e.g. grad mode, an active vmap level).
+void set_layer_active(Layer layer, bool on);
+bool layer_active(Layer layer);
+/// Continues the call with the layers below `from`.
+std::vector<Tensor> redispatch(const Primitive& p, Inputs inputs, const Attrs& attrs, Layer from);
+
+/// Observer for the profiler layer: called after each kernel with its wall time.
+struct KernelEvent {
+  const Primitive* prim;
+  Inputs inputs;
+  std::span<const Tensor> outputs;
+  const Attrs* attrs;
+  const Kernel* kernel;  ///< null for view primitives
+  Device device;
+  int64_t start_ns, end_ns;
+};
+using KernelObserver = void (*)(const KernelEvent&);
+/// Installs the observer that the profiler layer reports to (null turns reporting off).
+void set_kernel_observer(KernelObserver obs);
+
+/// Chooses the device and kernel for a call (the scheduler's entry point; explicit placement
+/// always wins). Throws DeviceError for mixed devices and NotImplementedError when no kernel
+/// supports the call.
+struct Placement {
+  Device device;
+  const Kernel* kernel;
+};
+Placement schedule(const Primitive& p, Inputs inputs, const Attrs& attrs);
+
+}  // namespace tessera

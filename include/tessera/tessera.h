@@ -1,0 +1,17 @@
+#pragma once
+// Tessera: one include for the whole C++ API.
+#include "tessera/core/device.h"
+#include "tessera/core/dtype.h"
+#include "tessera/core/error.h"
+#include "tessera/core/generator.h"
+#include "tessera/core/tensor.h"
+#include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
+#include "tessera/ops/indexing.h"
+#include "tessera/ops/linalg.h"
+#include "tessera/ops/reduce.h"
+#include "tessera/ops/shape.h"
+#include "tessera/ops/sort.h"
+#include "tessera/runtime/dispatch.h"
+#include "tessera/runtime/parallel.h"
+#include "tessera/runtime/info.h"
