@@ -7,7 +7,7 @@ namespace tessera {
 Allocator& allocator_for(Device device);  // runtime/devices.cpp
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
-  std::shared_ptr<Storage> s(new Storage());
+  auto s = std::make_shared<Storage>(Key{});
   s->device_ = device;
   s->allocator_ = &allocator_for(device);
   s->data_ = s->allocator_->allocate(nbytes, &s->capacity_);
@@ -17,7 +17,7 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
 
 std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, Device device,
                                        std::function<void(void*)> deleter) {
-  std::shared_ptr<Storage> s(new Storage());
+  auto s = std::make_shared<Storage>(Key{});
   s->data_ = data;
   s->nbytes_ = nbytes;
   s->device_ = device;

@@ -17,6 +17,12 @@ class Storage {
   /// Wraps external memory; deleter (may be empty) runs when the last user goes away.
   static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, Device device,
                                        std::function<void(void*)> deleter);
+  /// Only Storage's factories can make the key, so construction goes through them.
+  class Key {
+    friend class Storage;
+    Key() = default;
+  };
+  explicit Storage(Key) {}
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -33,7 +39,6 @@ class Storage {
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
  private:
-  Storage() = default;
   void* data_ = nullptr;
   size_t nbytes_ = 0, capacity_ = 0;
   Device device_;
