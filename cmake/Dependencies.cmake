@@ -1,5 +1,7 @@
 # Third-party dependencies, all from Debian packages (see README).
 find_package(fmt REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(nlohmann_json REQUIRED)
 find_package(hwy REQUIRED)
 find_package(TBB REQUIRED)
 set(BLA_VENDOR ${TESSERA_BLAS_VENDOR})

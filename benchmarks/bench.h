@@ -1,0 +1,41 @@
+#pragma once
+// The benchmark harness behind `tessera bench`: medians of repeated timings, each case
+// reported against a peer or limit measured in the same run.
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tessera::bench {
+
+/// One result row: {name, value, unit, reference, reference_value, ratio}.
+struct Record {
+  std::string name;
+  double value;
+  std::string unit;
+  std::string reference;
+  double reference_value;
+  double ratio;        ///< value relative to the reference, oriented so that higher is better
+  std::string target;  ///< the goal, e.g. ">= 0.90"
+};
+
+struct Options {
+  int repeats = 15;          ///< timed runs per case; the median is reported
+  double min_seconds = 0.02; ///< each timed run loops the case until it lasts this long
+};
+
+/// Median seconds per call of fn over opt.repeats runs (after one warm-up).
+double median_seconds(const std::function<void()>& fn, const Options& opt);
+
+/// A suite: a name and a function producing records.
+struct Suite {
+  std::string name;
+  std::function<std::vector<Record>(const Options&)> run;
+};
+const std::vector<Suite>& suites();
+
+/// Prints records as a table, or as JSON when json is true.
+void print(const std::vector<Record>& records, bool json);
+
+std::vector<Record> run_core(const Options& opt);
+
+}  // namespace tessera::bench

@@ -1,0 +1,75 @@
+// `tessera bench core`: memory-bound elementwise/reduction kernels against a plain
+// multi-threaded copy, GEMM against cblas_sgemm called directly, and the funnel's fixed cost.
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "bench.h"
+#include "tessera/tessera.h"
+
+namespace tessera::bench {
+namespace {
+
+constexpr int64_t kBigN = int64_t{1} << 24;
+
+// The peer for memory-bound kernels: memcpy split across the same threads.
+double copy_bandwidth(const Options& opt) {
+  Tensor src = ones({kBigN}), dst = zeros({kBigN});
+  const auto* s = static_cast<const char*>(src.raw_data());
+  auto* d = static_cast<char*>(dst.raw_data());
+  const auto bytes = static_cast<int64_t>(src.nbytes());
+  double t = median_seconds([&] {
+    parallel_for(bytes, 1 << 20, [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
+  }, opt);
+  return 2.0 * static_cast<double>(bytes) / t;  // read + write
+}
+
+Record bandwidth_case(const std::string& name, double bytes, double seconds, double copy_bw,
+                      const std::string& target) {
+  double bw = bytes / seconds;
+  return {name, bw / 1e9, "GB/s", "multi-threaded copy", copy_bw / 1e9, bw / copy_bw, target};
+}
+
+std::vector<Record> memory_cases(const Options& opt) {
+  const double copy_bw = copy_bandwidth(opt);
+  Tensor a = rand({kBigN}), b = rand({kBigN});
+  const double n4 = 4.0 * static_cast<double>(kBigN);
+  std::vector<Record> out;
+  out.push_back(bandwidth_case("add f32 2^24", 3 * n4, median_seconds([&] { add(a, b); }, opt), copy_bw, ">= 0.90"));
+  out.push_back(bandwidth_case("sum f32 2^24", n4, median_seconds([&] { sum(a); }, opt), copy_bw, ">= 0.85"));
+  return out;
+}
+
+Record gemm_case(int64_t n, const Options& opt) {
+  Tensor a = rand({n, n}), b = rand({n, n}), c = zeros({n, n});
+  const float* pa = a.data_ptr<float>();
+  const float* pb = b.data_ptr<float>();
+  float* pc = c.data_ptr<float>();
+  const int ni = static_cast<int>(n);
+  double t_blas = median_seconds([&] {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f, pc, ni);
+  }, opt);
+  double t_ts = median_seconds([&] { matmul(a, b); }, opt);
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  return {fmt::format("matmul f32 {}^3", n), flops / t_ts / 1e9, "GFLOP/s", "cblas_sgemm direct",
+          flops / t_blas / 1e9, t_blas / t_ts, ">= 0.95"};
+}
+
+Record tiny_op_case(const Options& opt) {
+  Tensor a = ones({1}), b = ones({1});
+  double t = median_seconds([&] { add(a, b); }, opt);
+  constexpr double kBudget = 0.5e-6;
+  return {"add 1-element (funnel fixed cost)", t * 1e6, "us", "budget 0.5 us", kBudget * 1e6, kBudget / t, ">= 1.00"};
+}
+
+}  // namespace
+
+std::vector<Record> run_core(const Options& opt) {
+  std::vector<Record> out = memory_cases(opt);
+  for (int64_t n : {256, 1024, 2048}) out.push_back(gemm_case(n, opt));
+  out.push_back(tiny_op_case(opt));
+  return out;
+}
+
+}  // namespace tessera::bench
