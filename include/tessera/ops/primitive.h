@@ -69,7 +69,17 @@ enum PrimTraits : uint32_t {
   kMutatesInput0 = 1u << 0,     ///< writes into inputs[0] (copy_, index_put_); no new output
   kNonDifferentiable = 1u << 1, ///< outputs carry no gradient (comparisons, argmax, ...)
   kRandom = 1u << 2,            ///< consumes generator state
+  /// Output sizes depend on the data (unique, nonzero): infer gives upper bounds, and the
+  /// kernel replaces each such output with a prefix view (shrink_output) once it knows.
+  kDynamicShape = 1u << 3,
 };
+
+/// For kDynamicShape kernels: out becomes its first n elements along dim 0 (same storage).
+inline void shrink_output(Tensor& out, int64_t n) {
+  Shape s = out.shape();
+  s[0] = n;
+  out = Tensor::make(out.storage(), std::move(s), out.strides(), out.offset(), out.dtype());
+}
 
 struct Primitive {
   std::string name;
