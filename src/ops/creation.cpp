@@ -62,6 +62,9 @@ Tensor full(Shape shape, const Scalar& value, TensorOptions opt) {
 Tensor full(Shape shape, const Scalar& value, std::optional<DType> dtype) {
   return full(std::move(shape), value, TensorOptions(dtype.value_or(value.default_dtype())));
 }
+Tensor full(Shape shape, const Scalar& value, DType dtype) {
+  return full(std::move(shape), value, TensorOptions(dtype));
+}
 Tensor zeros(Shape shape, TensorOptions opt) { return full(std::move(shape), Scalar(0), opt); }
 Tensor ones(Shape shape, TensorOptions opt) { return full(std::move(shape), Scalar(1), opt); }
 

@@ -355,7 +355,7 @@ TEST(Core, DeviceParsingAndCudaStub) {
   expect_throw_named<DeviceError>([] { Device::parse("tpu"); }, "device");
   expect_throw_named<DeviceError>([] { Device::parse("cuda:x"); }, "device");
   if (!cuda::is_built()) {
-    expect_throw_named<NotBuiltError>([] { zeros({2}, {kFloat32, Device::cuda(0)}); }, "cuda");
+    expect_throw_named<NotBuiltError>([] { zeros({2}, {kFloat32, Device::cuda(0)}); }, "fill");
     expect_throw_named<NotBuiltError>([] { ones({2}).to(Device::cuda(0)); }, "cuda");
     EXPECT_FALSE(cuda::is_available());
   }

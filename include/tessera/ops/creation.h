@@ -21,9 +21,10 @@ struct TensorOptions {
 Tensor empty(Shape shape, TensorOptions opt = {});
 Tensor zeros(Shape shape, TensorOptions opt = {});
 Tensor ones(Shape shape, TensorOptions opt = {});
-Tensor full(Shape shape, const Scalar& value, TensorOptions opt = {});
+Tensor full(Shape shape, const Scalar& value, TensorOptions opt);
 /// full() whose dtype follows the value (bool, int64, float32, complex64) unless given.
-Tensor full(Shape shape, const Scalar& value, std::optional<DType> dtype);
+Tensor full(Shape shape, const Scalar& value, std::optional<DType> dtype = {});
+Tensor full(Shape shape, const Scalar& value, DType dtype);
 Tensor empty_like(const Tensor& t, std::optional<DType> dtype = {});
 Tensor zeros_like(const Tensor& t, std::optional<DType> dtype = {});
 Tensor ones_like(const Tensor& t, std::optional<DType> dtype = {});

@@ -49,7 +49,7 @@ void linspace_kernel(Inputs, Outputs out, const Attrs& a) {
   // Symmetric evaluation from both ends (as PyTorch) so the last value is exactly `end`.
   generate(out[0], [&](int64_t i, auto tag) {
     using T = typename decltype(tag)::type;
-    double v = i < n / 2 ? s + step * static_cast<double>(i) : e - step * static_cast<double>(n - 1 - i);
+    double v = i < (n + 1) / 2 ? s + step * static_cast<double>(i) : e - step * static_cast<double>(n - 1 - i);
     return convert<T>(v);
   });
 }
