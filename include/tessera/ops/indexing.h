@@ -23,6 +23,9 @@ Tensor index(const Tensor& x, const std::vector<Tensor>& indices);
 /// A copy of x with values written (or added, when accumulate) at indices.
 Tensor index_put(const Tensor& x, const std::vector<Tensor>& indices, const Tensor& values,
                  bool accumulate = false);
+/// In-place index_put: writes (or adds) values into x (a view writes through to its base).
+Tensor& index_put_(Tensor& x, const std::vector<Tensor>& indices, const Tensor& values,
+                   bool accumulate = false);
 /// Elements of x where mask is true, as a 1-d tensor.
 Tensor masked_select(const Tensor& x, const Tensor& mask);
 
