@@ -115,7 +115,7 @@ Tensor tensor(const std::vector<T>& values, std::optional<Shape> shape) {
   if constexpr (std::is_same_v<T, bool>) {
     auto* p = t.data_ptr<bool>();
     for (size_t i = 0; i < values.size(); ++i) p[i] = values[i];
-  } else {
+  } else if (!values.empty()) {
     std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(T));
   }
   return t;

@@ -17,7 +17,7 @@ Tensor alias(const Tensor& x, Shape shape, Strides strides, int64_t offset) {
 std::optional<Strides> view_strides(const Shape& old_shape, const Strides& old_strides,
                                     const Shape& shape) {
   Strides out(shape.size());
-  if (std::find(old_shape.begin(), old_shape.end(), 0) != old_shape.end()) {
+  if (old_shape.empty() || std::find(old_shape.begin(), old_shape.end(), 0) != old_shape.end()) {
     return contiguous_strides(shape);
   }
   int64_t view_d = static_cast<int64_t>(shape.size()) - 1;

@@ -427,3 +427,16 @@ TEST(Core, ParallelForRethrowsAndCovers) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+TEST(Core, ZeroDimReshapeAndEmptyVector) {
+  Tensor s = scalar_tensor(3.0);
+  EXPECT_EQ(s.reshape({1}).shape(), (Shape{1}));
+  EXPECT_EQ(s.reshape({-1}).storage(), s.storage());
+  EXPECT_EQ(s.flatten().shape(), (Shape{1}));
+  EXPECT_EQ(s.view({1, 1}).item<float>(), 3.f);
+  EXPECT_EQ(tensor(std::vector<int64_t>{}).shape(), (Shape{0}));
+}
+}  // namespace
+}  // namespace tessera

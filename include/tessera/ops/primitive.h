@@ -69,8 +69,8 @@ enum PrimTraits : uint32_t {
   kMutatesInput0 = 1u << 0,     ///< writes into inputs[0] (copy_, index_put_); no new output
   kNonDifferentiable = 1u << 1, ///< outputs carry no gradient (comparisons, argmax, ...)
   kRandom = 1u << 2,            ///< consumes generator state
-  /// Output sizes depend on the data (unique, nonzero): infer gives upper bounds, and the
-  /// kernel replaces each such output with a prefix view (shrink_output) once it knows.
+  /// Output sizes depend on the data (unique, nonzero): infer gives a placeholder shape, and
+  /// the kernel replaces the output (a prefix view via shrink_output, or a new tensor).
   kDynamicShape = 1u << 3,
 };
 
