@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <numeric>
 #include <set>
 
 namespace tessera::test {
@@ -20,6 +21,28 @@ double at_broadcast(const Ref& r, const std::vector<int64_t>& idx) {
   const size_t off = idx.size() - r.shape.size();
   for (size_t i = 0; i < r.shape.size(); ++i) flat = flat * r.shape[i] + (r.shape[i] == 1 ? 0 : idx[off + i]);
   return r.data[flat];
+}
+
+int64_t numel_of(const Shape& s) {
+  return std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<>());
+}
+
+int64_t flat(const std::vector<int64_t>& idx, const Shape& s) {
+  int64_t f = 0;
+  for (size_t d = 0; d < s.size(); ++d) f = f * s[d] + idx[d];
+  return f;
+}
+
+Ref pick(const Ref& src, const Shape& shape,
+         const std::function<int64_t(const std::vector<int64_t>&)>& from, double fill) {
+  Ref r{shape, std::vector<double>(numel_of(shape)), {}};
+  if (!src.imag.empty()) r.imag.resize(r.data.size());
+  for (int64_t i = 0; i < r.numel(); ++i) {
+    const int64_t f = from(unravel(i, shape));
+    r.data[i] = f < 0 ? fill : src.data[f];
+    if (!r.imag.empty()) r.imag[i] = f < 0 ? 0 : src.imag[f];
+  }
+  return r;
 }
 
 Ref to_ref(const Tensor& t) {

@@ -25,6 +25,14 @@ Ref to_ref(const Tensor& t);
 std::vector<int64_t> unravel(int64_t flat, const Shape& shape);
 /// Broadcast read: element of r at the multi-index idx of a (larger) broadcast shape.
 double at_broadcast(const Ref& r, const std::vector<int64_t>& idx);
+/// Number of elements of a shape.
+int64_t numel_of(const Shape& s);
+/// Multi-index -> row-major flat index.
+int64_t flat(const std::vector<int64_t>& idx, const Shape& s);
+/// A reference of `shape` whose element at index i is src's flat element from(i), or `fill`
+/// where from returns -1: the generic reference for ops that only move values.
+Ref pick(const Ref& src, const Shape& shape,
+         const std::function<int64_t(const std::vector<int64_t>&)>& from, double fill = 0);
 
 /// One set of inputs for an op, with a label for failure messages.
 struct Sample {

@@ -12,32 +12,9 @@ const std::vector<DType> kMoveDTypes = {kBool,    kUInt8,    kInt16,   kInt32,  
                                         kFloat16, kBFloat16, kFloat32, kFloat64, kComplex64};
 const std::vector<DType> kSumDTypes = {kInt32, kInt64, kFloat16, kFloat32, kFloat64, kComplex64};
 
-// Empty index tensors come from zeros(): tensor() of an empty vector trips UBSan (memcpy of null).
-Tensor ids(std::vector<int64_t> v, std::optional<Shape> s = {}) {
-  return v.empty() ? zeros(s.value_or(Shape{0}), kInt64) : tensor<int64_t>(v, s);
-}
+Tensor ids(std::vector<int64_t> v, std::optional<Shape> s = {}) { return tensor<int64_t>(v, s); }
 Tensor num(int64_t v) { return scalar_tensor(v, kInt64); }
 int64_t geti(const Ref& r, int64_t k = 0) { return static_cast<int64_t>(r.data[k]); }
-int64_t numel_of(const Shape& s) {
-  return std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<>());
-}
-int64_t flat(const std::vector<int64_t>& idx, const Shape& s) {
-  int64_t f = 0;
-  for (size_t d = 0; d < s.size(); ++d) f = f * s[d] + idx[d];
-  return f;
-}
-// A reference whose element i comes from src element from(index) (or 0 when from is -1).
-Ref pick(const Ref& src, const Shape& shape,
-         const std::function<int64_t(const std::vector<int64_t>&)>& from) {
-  Ref r{shape, std::vector<double>(numel_of(shape)), {}};
-  if (!src.imag.empty()) r.imag.resize(r.data.size());
-  for (int64_t i = 0; i < r.numel(); ++i) {
-    const int64_t f = from(unravel(i, shape));
-    r.data[i] = f < 0 ? 0 : src.data[f];
-    if (!r.imag.empty()) r.imag[i] = f < 0 ? 0 : src.imag[f];
-  }
-  return r;
-}
 Tensor rnd_index(Shape s, int64_t hi, uint64_t seed) {
   Generator g(seed);
   return randint(0, hi, s, kInt64, &g);

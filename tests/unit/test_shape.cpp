@@ -11,31 +11,11 @@ namespace {
 const std::vector<DType> kMoveDTypes = {kBool,    kUInt8,    kInt16,   kInt32,   kInt64,
                                         kFloat16, kBFloat16, kFloat32, kFloat64, kComplex64};
 
-Tensor ints(std::vector<int64_t> v) { return v.empty() ? zeros({0}, kInt64) : tensor<int64_t>(v); }
+Tensor ints(std::vector<int64_t> v) { return tensor<int64_t>(v); }
 std::vector<int64_t> attr(const Ref& r) {
   std::vector<int64_t> v;
   for (double d : r.data) v.push_back(static_cast<int64_t>(d));
   return v;
-}
-int64_t numel_of(const Shape& s) {
-  return std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<>());
-}
-int64_t flat(const std::vector<int64_t>& idx, const Shape& s) {
-  int64_t f = 0;
-  for (size_t d = 0; d < s.size(); ++d) f = f * s[d] + idx[d];
-  return f;
-}
-// Element i of the result comes from src element from(index), or is `fill` when from is -1.
-Ref pick(const Ref& src, const Shape& shape,
-         const std::function<int64_t(std::vector<int64_t>)>& from, double fill = 0) {
-  Ref r{shape, std::vector<double>(numel_of(shape)), {}};
-  if (!src.imag.empty()) r.imag.resize(r.data.size());
-  for (int64_t i = 0; i < r.numel(); ++i) {
-    const int64_t f = from(unravel(i, shape));
-    r.data[i] = f < 0 ? fill : src.data[f];
-    if (!r.imag.empty()) r.imag[i] = f < 0 ? 0 : src.imag[f];
-  }
-  return r;
 }
 int64_t wrap(int64_t d, size_t nd) { return d < 0 ? d + static_cast<int64_t>(nd) : d; }
 
