@@ -14,4 +14,5 @@
 #include "tessera/ops/sort.h"
 #include "tessera/runtime/dispatch.h"
 #include "tessera/runtime/parallel.h"
+#include "tessera/runtime/task_graph.h"
 #include "tessera/runtime/info.h"
