@@ -32,7 +32,7 @@ double median_seconds(const std::function<void()>& fn, const Options& opt) {
 }
 
 const std::vector<Suite>& suites() {
-  static const std::vector<Suite> s{{"core", run_core}};
+  static const std::vector<Suite> s{{"core", run_core}, {"scheduler", run_scheduler}};
   return s;
 }
 

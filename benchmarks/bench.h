@@ -37,5 +37,7 @@ const std::vector<Suite>& suites();
 void print(const std::vector<Record>& records, bool json);
 
 std::vector<Record> run_core(const Options& opt);
+/// `tessera bench scheduler`: auto placement vs fixed, kernel choice vs each kernel forced.
+std::vector<Record> run_scheduler(const Options& opt);
 
 }  // namespace tessera::bench

@@ -2,7 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <fstream>
+
 #include "demo.h"
+#include "tessera/runtime/device_facts.h"
+#include "tessera/runtime/scheduler.h"
 #include "tessera/tessera.h"
 
 #ifdef TESSERA_WITH_BENCHMARKS
@@ -11,12 +15,54 @@
 
 namespace {
 
-void print_info() {
+// "L1d 48K, L2 2048K, L3 ..." from sysfs (empty when unavailable).
+std::string cpu_caches() {
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    const std::string dir = fmt::format("/sys/devices/system/cpu/cpu0/cache/index{}/", i);
+    std::ifstream level(dir + "level"), type(dir + "type"), size(dir + "size");
+    std::string l, t, sz;
+    if (!(level >> l) || !(type >> t) || !(size >> sz)) break;
+    const std::string suffix = t == "Data" ? "d" : t == "Instruction" ? "i" : "";
+    out += fmt::format("{}L{}{} {}", out.empty() ? "" : ", ", l, suffix, sz);
+  }
+  return out.empty() ? "unknown" : out;
+}
+
+std::string rate(double v, std::string_view unit) {
+  return v > 0 ? fmt::format("{:.1f} {}", v * 1e-9, unit) : std::string("-");
+}
+
+void print_device_facts(bool recalibrate) {
+  using namespace tessera;
+  if (recalibrate) tessera::recalibrate();
+  fmt::print("  device facts  : cache {} ({})\n", calibration_cache_path(),
+             recalibrate ? "rewritten now" : "--recalibrate measures again");
+  for (Device d : known_devices()) {
+    const DeviceFacts& f = device_facts(d);
+    fmt::print("    {:<6} {} [{}]\n", d.str(), f.name, device_facts_source(d));
+    std::string peaks;
+    for (const auto& [dt, v] : f.peak_flops)
+      peaks += fmt::format("{}{} {}", peaks.empty() ? "" : ", ", dtype_name(dt), rate(v, "GFLOP/s"));
+    fmt::print("           peak          : {}\n", peaks);
+    fmt::print("           bandwidth     : {} (copy, read + write)\n", rate(f.mem_bandwidth, "GB/s"));
+    if (!d.is_cpu())
+      fmt::print("           host<->device : {} / {}, latency {:.1f} us\n",
+                 rate(f.host_to_device_bandwidth, "GB/s"), rate(f.device_to_host_bandwidth, "GB/s"),
+                 f.transfer_latency * 1e6);
+    fmt::print("           op overhead   : {:.3f} us per dispatched op\n", f.op_overhead * 1e6);
+  }
+  fmt::print("  scheduler     : default device {}, tuning {}, deterministic {}\n", default_device().str(),
+             tuning() ? "on" : "off", deterministic() ? "on" : "off");
+}
+
+void print_info(bool recalibrate) {
   using namespace tessera;
   BuildInfo b = build_info();
   fmt::print("Tessera {}\n", b.version);
   fmt::print("  compiler      : {}\n", b.compiler);
   fmt::print("  cpu           : {}\n", cpu_description());
+  fmt::print("  caches        : {}\n", cpu_caches());
   fmt::print("  simd target   : {} (chosen at run time)\n", simd_target());
   fmt::print("  threads       : {} (TESSERA_NUM_THREADS to change)\n", num_threads());
   fmt::print("  blas          : {}\n", b.blas_vendor);
@@ -24,6 +70,8 @@ void print_info() {
   fmt::print("  cuda          : {}\n", b.cuda_built ? fmt::format("{} device(s)", cuda::device_count())
                                                     : std::string("not built with CUDA"));
   fmt::print("  primitives    : {}\n", registry().all().size());
+  fmt::print("  plugins       : none loaded (no plugin loader yet)\n");
+  print_device_facts(recalibrate);
 }
 
 }  // namespace
@@ -31,7 +79,10 @@ void print_info() {
 int main(int argc, char** argv) {
   CLI::App app{"Tessera: tensors, kernels and the tools around them"};
   app.require_subcommand(1);
-  app.add_subcommand("info", "Build, CPU, SIMD, BLAS and backend facts")->callback(print_info);
+  auto* info = app.add_subcommand("info", "Build, CPU, SIMD, BLAS, backend and measured device facts");
+  bool recalibrate = false;
+  info->add_flag("--recalibrate", recalibrate, "Measure the device facts again and rewrite the cache file");
+  info->callback([&] { print_info(recalibrate); });
 
   auto* demo = app.add_subcommand("demo", "Run the worked example");
   demo->callback([] { tessera::demo::run(); });
@@ -41,7 +92,7 @@ int main(int argc, char** argv) {
   std::string suite;
   bool json = false;
   tessera::bench::Options opt;
-  bench->add_option("suite", suite, "Suite name (core)")->required();
+  bench->add_option("suite", suite, "Suite name (core, scheduler)")->required();
   bench->add_flag("--json", json, "Print JSON records");
   bench->add_option("--repeats", opt.repeats, "Timed runs per case (median reported)");
   bench->callback([&] {

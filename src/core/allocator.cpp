@@ -3,6 +3,7 @@
 #include "tessera/core/allocator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstdlib>
 #include <mutex>
@@ -14,6 +15,14 @@
 
 namespace tessera {
 namespace {
+
+std::atomic<MemoryObserver> g_memory_observer{nullptr};
+
+// Called outside the allocator's lock, so an observer may take its own locks freely.
+void report(int64_t delta, int64_t current) {
+  if (MemoryObserver obs = g_memory_observer.load(std::memory_order_relaxed))
+    obs(Device::cpu(), delta, current);
+}
 
 // Buckets: multiples of 64 B up to 1 KiB, then 4 steps per power of two, so rounding
 // wastes at most 25%.
@@ -32,39 +41,45 @@ class CpuCachingAllocator final : public Allocator {
   void* allocate(size_t nbytes, size_t* capacity) override {
     size_t cap = bucket_size(std::max<size_t>(nbytes, 1));
     *capacity = cap;
+    void* p = nullptr;
+    int64_t current = 0;
     {
       std::lock_guard lock(mu_);
       ++stats_.num_allocs;
       auto it = free_.find(cap);
       if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
+        p = it->second.back();
         it->second.pop_back();
         stats_.cached_bytes -= static_cast<int64_t>(cap);
         ++stats_.num_cache_hits;
-        note_alloc(cap);
-        return p;
       }
-      note_alloc(cap);
+      current = note_alloc(cap);
     }
-    void* p = std::aligned_alloc(kCpuAlignment, cap);
+    if (!p) p = std::aligned_alloc(kCpuAlignment, cap);
     if (!p) {
       std::lock_guard lock(mu_);
       stats_.current_bytes -= static_cast<int64_t>(cap);
       fail<ValueError>("cpu_allocator", "out of memory allocating {} bytes (in use: {} bytes)",
                        nbytes, stats_.current_bytes);
     }
+    report(static_cast<int64_t>(cap), current);
     return p;
   }
 
   void deallocate(void* p, size_t cap) override {
-    std::lock_guard lock(mu_);
-    stats_.current_bytes -= static_cast<int64_t>(cap);
-    if (stats_.cached_bytes + static_cast<int64_t>(cap) > kMaxCached) {
-      std::free(p);
-      return;
+    int64_t current = 0;
+    {
+      std::lock_guard lock(mu_);
+      stats_.current_bytes -= static_cast<int64_t>(cap);
+      current = stats_.current_bytes;
+      if (stats_.cached_bytes + static_cast<int64_t>(cap) > kMaxCached) {
+        std::free(p);
+      } else {
+        free_[cap].push_back(p);
+        stats_.cached_bytes += static_cast<int64_t>(cap);
+      }
     }
-    free_[cap].push_back(p);
-    stats_.cached_bytes += static_cast<int64_t>(cap);
+    report(-static_cast<int64_t>(cap), current);
   }
 
   Device device() const override { return Device::cpu(); }
@@ -85,9 +100,10 @@ class CpuCachingAllocator final : public Allocator {
   }
 
  private:
-  void note_alloc(size_t cap) {
+  int64_t note_alloc(size_t cap) {
     stats_.current_bytes += static_cast<int64_t>(cap);
     stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.current_bytes);
+    return stats_.current_bytes;
   }
   mutable std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
@@ -95,6 +111,10 @@ class CpuCachingAllocator final : public Allocator {
 };
 
 }  // namespace
+
+void set_memory_observer(MemoryObserver obs) {
+  g_memory_observer.store(obs, std::memory_order_release);
+}
 
 Allocator& cpu_allocator() {
   // Leaked on purpose: tensors in static objects may be freed after main returns.

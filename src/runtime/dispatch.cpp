@@ -1,12 +1,12 @@
 // The funnel. The fast path (no layer active, no observer) is: infer, schedule, allocate,
-// run the kernel.
+// run the kernel. schedule() itself lives in scheduler.cpp.
 #include "tessera/runtime/dispatch.h"
 
 #include <array>
 #include <atomic>
 #include <chrono>
 
-#include "tessera/runtime/info.h"
+#include "tessera/runtime/scheduler.h"
 
 namespace tessera {
 namespace {
@@ -47,6 +47,20 @@ void notify(const Primitive& p, Inputs in, std::span<const Tensor> out, const At
     obs(KernelEvent{&p, in, out, &attrs, k, d, t0, now_ns()});
 }
 
+bool all_on(Inputs in, Device d) {
+  for (const Tensor& t : in)
+    if (t.device() != d) return false;
+  return true;
+}
+
+// Under auto placement the scheduler may run a call where some inputs do not live yet.
+std::vector<Tensor> moved_to(Inputs in, Device d) {
+  std::vector<Tensor> out;
+  out.reserve(in.size());
+  for (const Tensor& t : in) out.push_back(t.to(d));
+  return out;
+}
+
 // Layers 4-6 of the design: scheduler, profiler, kernel.
 std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   check_inputs(p, in);
@@ -59,8 +73,16 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   }
   if (p.has(kMutatesInput0)) p.infer(in, attrs);  // validates
   Placement pl = schedule(p, in, attrs);
+  std::vector<Tensor> moved;
+  if (!all_on(in, pl.device)) in = moved = moved_to(in, pl.device);
   std::vector<Tensor> out = allocate_outputs(p, in, attrs, pl.device);
-  pl.kernel->fn(in, out, attrs);
+  if (detail::scheduler_wants_timing()) {  // feeds the cost model's corrections
+    const int64_t tk = now_ns();
+    pl.kernel->fn(in, out, attrs);
+    note_measured_time(p, in, attrs, pl.device, static_cast<double>(now_ns() - tk) * 1e-9);
+  } else {
+    pl.kernel->fn(in, out, attrs);
+  }
   if (p.has(kMutatesInput0)) in[0].storage()->bump_version();
   if (observed) notify(p, in, out, attrs, pl.kernel, pl.device, t0);
   return out;
@@ -73,8 +95,6 @@ std::vector<Tensor> run_from(const Primitive& p, Inputs in, const Attrs& attrs, 
   }
   return execute(p, in, attrs);
 }
-
-Device attr_device(const Attrs& attrs) { return attrs.get_or<Device>("device", Device::cpu()); }
 
 }  // namespace
 
@@ -107,23 +127,5 @@ void set_layer_active(Layer layer, bool on) {
 bool layer_active(Layer layer) { return (t_active >> static_cast<int>(layer)) & 1u; }
 
 void set_kernel_observer(KernelObserver obs) { g_observer.store(obs, std::memory_order_release); }
-
-Placement schedule(const Primitive& p, Inputs in, const Attrs& attrs) {
-  Device device = in.empty() ? attr_device(attrs) : in[0].device();
-  for (size_t i = 1; i < in.size(); ++i)
-    if (in[i].device() != device)
-      fail<DeviceError>(p.name, "expected all tensors on one device, got {} (input 0) and {} "
-                        "(input {}); move one with .to(device)", device.str(), in[i].device().str(), i);
-  if (device.type == DeviceType::Auto) device = Device::cpu();
-  if (device.is_cuda() && !cuda::is_built())
-    fail<NotBuiltError>(p.name, "not built with CUDA (device {})", device.str());
-  const Kernel* k = p.find_kernel(device.type, in, attrs);
-  if (!k) {
-    std::string dtypes;
-    for (const Tensor& t : in) dtypes += std::string(dtypes.empty() ? "" : ", ") + std::string(dtype_name(t.dtype()));
-    fail<NotImplementedError>(p.name, "no {} kernel for inputs of dtype ({})", device.str(), dtypes);
-  }
-  return {device, k};
-}
 
 }  // namespace tessera

@@ -32,6 +32,12 @@ class Allocator {
 /// The process-wide CPU allocator.
 Allocator& cpu_allocator();
 
+/// Told of every allocation (delta > 0) and release (delta < 0) of a device allocator, with
+/// the bytes in use right after it. Used by the profiler's memory timeline.
+using MemoryObserver = void (*)(Device device, int64_t delta_bytes, int64_t current_bytes);
+/// Installs the memory observer (null turns it off: then one relaxed atomic load per call).
+void set_memory_observer(MemoryObserver obs);
+
 /// Alignment of every CPU allocation, in bytes.
 inline constexpr size_t kCpuAlignment = 64;
 

@@ -33,10 +33,16 @@ const DeviceFacts& device_facts(Device device);
 std::vector<Device> known_devices();
 /// Replaces the facts for f.device (tests feed figures instead of measuring).
 void set_device_facts(DeviceFacts f);
-/// Forgets injected and cached facts, measures again and rewrites the cache file.
+/// Forgets injected and cached facts and remembered kernel choices, measures again and
+/// rewrites the cache file.
 void recalibrate();
 /// The calibration cache file ($TESSERA_CACHE_DIR, else $XDG_CACHE_HOME/tessera, else
 /// ~/.cache/tessera; file calibration.json).
 std::string calibration_cache_path();
+/// Uses path as the cache file instead of the environment's (empty: back to the environment)
+/// and forgets what was loaded, measured or injected, so the next use reads that file.
+void set_calibration_cache_path(const std::string& path);
+/// Where the facts for device came from: "injected", "cache", "measured", or "" if not yet.
+std::string device_facts_source(Device device);
 
 }  // namespace tessera
