@@ -9,26 +9,48 @@
 
 namespace tessera::bench {
 
-double median_seconds(const std::function<void()>& fn, const Options& opt) {
-  using clock = std::chrono::steady_clock;
+namespace {
+using clock = std::chrono::steady_clock;
+
+// Calls of fn that make one timed run last at least min_seconds (after a warm-up call).
+int64_t calibrate_calls(const std::function<void()>& fn, const Options& opt) {
   fn();  // warm-up: caches, allocator, lazy initialization
-  // Calibrate how many calls make one timed run last at least min_seconds.
   int64_t calls = 1;
   for (;;) {
     auto t0 = clock::now();
     for (int64_t i = 0; i < calls; ++i) fn();
     double s = std::chrono::duration<double>(clock::now() - t0).count();
-    if (s >= opt.min_seconds || calls >= (int64_t{1} << 30)) break;
+    if (s >= opt.min_seconds || calls >= (int64_t{1} << 30)) return calls;
     calls *= s > 0 ? std::clamp<int64_t>(static_cast<int64_t>(opt.min_seconds / s * 1.2), 2, 100) : 100;
   }
-  std::vector<double> times;
-  for (int r = 0; r < opt.repeats; ++r) {
-    auto t0 = clock::now();
-    for (int64_t i = 0; i < calls; ++i) fn();
-    times.push_back(std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(calls));
-  }
-  std::nth_element(times.begin(), times.begin() + static_cast<long>(times.size() / 2), times.end());
-  return times[times.size() / 2];
+}
+
+double seconds_per_call(const std::function<void()>& fn, int64_t calls) {
+  auto t0 = clock::now();
+  for (int64_t i = 0; i < calls; ++i) fn();
+  return std::chrono::duration<double>(clock::now() - t0).count() / static_cast<double>(calls);
+}
+
+double median(std::vector<double> v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+}  // namespace
+
+double median_seconds(const std::function<void()>& fn, const Options& opt) {
+  return median_seconds_interleaved({fn}, opt)[0];
+}
+
+std::vector<double> median_seconds_interleaved(const std::vector<std::function<void()>>& fns,
+                                               const Options& opt) {
+  std::vector<int64_t> calls;
+  for (const auto& fn : fns) calls.push_back(calibrate_calls(fn, opt));
+  std::vector<std::vector<double>> times(fns.size());
+  for (int r = 0; r < opt.repeats; ++r)
+    for (size_t i = 0; i < fns.size(); ++i) times[i].push_back(seconds_per_call(fns[i], calls[i]));
+  std::vector<double> out;
+  for (auto& t : times) out.push_back(median(std::move(t)));
+  return out;
 }
 
 const std::vector<Suite>& suites() {

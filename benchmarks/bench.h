@@ -25,6 +25,10 @@ struct Options {
 
 /// Median seconds per call of fn over opt.repeats runs (after one warm-up).
 double median_seconds(const std::function<void()>& fn, const Options& opt);
+/// Medians of several functions timed in alternation, run by run, so that machine noise
+/// (shared cores, frequency changes) hits each of them alike; used for ratio-to-peer cases.
+std::vector<double> median_seconds_interleaved(const std::vector<std::function<void()>>& fns,
+                                               const Options& opt);
 
 /// A suite: a name and a function producing records.
 struct Suite {

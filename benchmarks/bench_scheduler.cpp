@@ -64,18 +64,16 @@ struct MatmulShape {
   int64_t m, k, n;
 };
 
-// Seconds per call of kernel k on (a, b), output allocated per call as the funnel does.
-double kernel_seconds(const Kernel& k, const std::vector<Tensor>& in, const Options& opt) {
+// One call of kernel k on (a, b), output allocated per call as the funnel does.
+std::function<void()> kernel_call(const Kernel& k, const std::vector<Tensor>& in) {
   const Shape out_shape{in[0].size(0), in[1].size(1)};
-  return median_seconds(
-      [&] {
-        std::vector<Tensor> out{Tensor::empty(out_shape, in[0].dtype())};
-        k.fn(in, out, {});
-      },
-      opt);
+  return [&k, &in, out_shape] {
+    std::vector<Tensor> out{Tensor::empty(out_shape, in[0].dtype())};
+    k.fn(in, out, {});
+  };
 }
 
-// The kernel the tuned scheduler picks against the best kernel, both timed the same way, so
+// The kernel the tuned scheduler picks against the best kernel, all timed in alternation, so
 // the ratio is the quality of the choice (the funnel's own cost is a separate record).
 std::vector<Record> choice_case(const MatmulShape& s, const Options& opt) {
   static const Primitive& p = prim("matmul");
@@ -84,14 +82,19 @@ std::vector<Record> choice_case(const MatmulShape& s, const Options& opt) {
   if (s.m * s.k * s.n >= (int64_t{1} << 28)) o.repeats = std::min(opt.repeats, 5);
   (void)matmul(in[0], in[1]);  // first sight of the bucket: tunes
   const Kernel* chosen = choose_kernel(p, in, {}, Device::cpu());
-  // Each kernel is timed once; the chosen one is judged by its own time from this table.
-  double best = 1e300, t = 0;
-  std::string best_impl;
+  std::vector<const Kernel*> cands;
+  std::vector<std::function<void()>> calls;
   for (const Kernel& k : p.kernels) {
     if (k.device != DeviceType::CPU || (k.supports && !k.supports(in, {}))) continue;
-    const double tk = kernel_seconds(k, in, o);
-    if (&k == chosen) t = tk;
-    if (tk < best) best = tk, best_impl = std::string(k.impl);
+    cands.push_back(&k);
+    calls.push_back(kernel_call(k, in));
+  }
+  const std::vector<double> times = median_seconds_interleaved(calls, o);
+  double best = 1e300, t = 0;
+  std::string best_impl;
+  for (size_t i = 0; i < cands.size(); ++i) {
+    if (cands[i] == chosen) t = times[i];
+    if (times[i] < best) best = times[i], best_impl = std::string(cands[i]->impl);
   }
   std::vector<Record> out{{fmt::format("choice mm f32 {}x{}x{} -> {}", s.m, s.k, s.n, chosen->impl),
                            t * 1e6, "us", fmt::format("best kernel forced ({})", best_impl),

@@ -274,8 +274,9 @@ Device auto_place(const Primitive& p, Inputs in, const Attrs& attrs, Note& note)
 // ---- implementation choice ---------------------------------------------------------------
 
 // Median wall time of each candidate on the real inputs, writing into scratch outputs.
-// Repetitions are interleaved across candidates so that machine noise (other processes,
-// BLAS threads waking up) hits every candidate alike instead of deciding the race.
+// Candidates are timed in alternating blocks so machine noise hits every candidate alike;
+// each block starts with an untimed call, because the previous candidate may leave threads
+// busy (OpenBLAS workers spin for a while after a call) and the first call pays for that.
 std::vector<double> time_kernels(const Primitive& p, std::span<const Kernel* const> cands,
                                  Inputs in, const Attrs& attrs, Device d) {
   const std::vector<TensorMeta> metas = p.infer(in, attrs);
@@ -294,21 +295,26 @@ std::vector<double> time_kernels(const Primitive& p, std::span<const Kernel* con
     } catch (const Error&) {       // a kernel that fails here is simply not a candidate
     }
   }
-  const double slowest = *std::max_element(first.begin(), first.end(), [](double a, double b) {
-    return (a == kFailed ? 0 : a) < (b == kFailed ? 0 : b);
-  });
+  double slowest = 0;
+  for (double f : first)
+    if (f != kFailed) slowest = std::max(slowest, f);
   if (slowest > 0.1) return first;
   // Short kernels are noisier: more repetitions, still a few milliseconds at most.
-  const int reps = slowest < 1e-4 ? 21 : slowest < 1e-2 ? 7 : 3;
+  constexpr int kRounds = 3;
+  const int per_round = slowest < 1e-4 ? 7 : slowest < 1e-2 ? 3 : 1;
   std::vector<std::vector<double>> t(cands.size());
-  for (int r = 0; r < reps; ++r)
-    for (size_t i = 0; i < cands.size(); ++i)
-      if (first[i] != kFailed) t[i].push_back(once(*cands[i]));
+  for (int r = 0; r < kRounds; ++r)
+    for (size_t i = 0; i < cands.size(); ++i) {
+      if (first[i] == kFailed) continue;
+      once(*cands[i]);  // untimed: absorbs the hand-over from the previous candidate
+      for (int j = 0; j < per_round; ++j) t[i].push_back(once(*cands[i]));
+    }
   std::vector<double> med(cands.size(), kFailed);
   for (size_t i = 0; i < cands.size(); ++i) {
     if (t[i].empty()) continue;
-    std::nth_element(t[i].begin(), t[i].begin() + reps / 2, t[i].end());
-    med[i] = t[i][static_cast<size_t>(reps / 2)];
+    const auto mid = t[i].begin() + static_cast<std::ptrdiff_t>(t[i].size() / 2);
+    std::nth_element(t[i].begin(), mid, t[i].end());
+    med[i] = *mid;
   }
   return med;
 }
