@@ -21,7 +21,8 @@ int64_t calibrate_calls(const std::function<void()>& fn, const Options& opt) {
     for (int64_t i = 0; i < calls; ++i) fn();
     double s = std::chrono::duration<double>(clock::now() - t0).count();
     if (s >= opt.min_seconds || calls >= (int64_t{1} << 30)) return calls;
-    calls *= s > 0 ? std::clamp<int64_t>(static_cast<int64_t>(opt.min_seconds / s * 1.2), 2, 100) : 100;
+    calls *=
+        s > 0 ? std::clamp<int64_t>(static_cast<int64_t>(opt.min_seconds / s * 1.2), 2, 100) : 100;
   }
 }
 
@@ -62,13 +63,18 @@ void print(const std::vector<Record>& records, bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const Record& r : records)
-      out.push_back({{"name", r.name}, {"value", r.value}, {"unit", r.unit}, {"reference", r.reference},
-                     {"reference_value", r.reference_value}, {"ratio", r.ratio}, {"target", r.target}});
+      out.push_back({{"name", r.name},
+                     {"value", r.value},
+                     {"unit", r.unit},
+                     {"reference", r.reference},
+                     {"reference_value", r.reference_value},
+                     {"ratio", r.ratio},
+                     {"target", r.target}});
     std::cout << out.dump(2) << "\n";
     return;
   }
-  fmt::print("{:<34} {:>12} {:<7} {:<34} {:>12} {:>7} {:>8}\n", "case", "value", "unit", "reference",
-             "ref value", "ratio", "target");
+  fmt::print("{:<34} {:>12} {:<7} {:<34} {:>12} {:>7} {:>8}\n", "case", "value", "unit",
+             "reference", "ref value", "ratio", "target");
   for (const Record& r : records)
     fmt::print("{:<34} {:>12.4g} {:<7} {:<34} {:>12.4g} {:>7.3f} {:>8}\n", r.name, r.value, r.unit,
                r.reference, r.reference_value, r.ratio, r.target);

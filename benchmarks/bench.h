@@ -19,8 +19,8 @@ struct Record {
 };
 
 struct Options {
-  int repeats = 15;          ///< timed runs per case; the median is reported
-  double min_seconds = 0.02; ///< each timed run loops the case until it lasts this long
+  int repeats = 15;           ///< timed runs per case; the median is reported
+  double min_seconds = 0.02;  ///< each timed run loops the case until it lasts this long
 };
 
 /// Median seconds per call of fn over opt.repeats runs (after one warm-up).

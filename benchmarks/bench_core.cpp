@@ -43,21 +43,36 @@ Record gemm_case(int64_t n, const Options& opt) {
   const float* pb = b.data_ptr<float>();
   float* pc = c.data_ptr<float>();
   const int ni = static_cast<int>(n);
-  const auto t = median_seconds_interleaved(
-      {[&] { cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f, pc, ni); },
-       [&] { matmul(a, b); }},
-      opt);
+  const auto t =
+      median_seconds_interleaved({[&] {
+                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni,
+                                                ni, 1.f, pa, ni, pb, ni, 0.f, pc, ni);
+                                  },
+                                  [&] { matmul(a, b); }},
+                                 opt);
   const double t_blas = t[0], t_ts = t[1];
-  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
-  return {fmt::format("matmul f32 {}^3", n), flops / t_ts / 1e9, "GFLOP/s", "cblas_sgemm direct",
-          flops / t_blas / 1e9, t_blas / t_ts, ">= 0.95"};
+  const double flops =
+      2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  return {fmt::format("matmul f32 {}^3", n),
+          flops / t_ts / 1e9,
+          "GFLOP/s",
+          "cblas_sgemm direct",
+          flops / t_blas / 1e9,
+          t_blas / t_ts,
+          ">= 0.95"};
 }
 
 Record tiny_op_case(const Options& opt) {
   Tensor a = ones({1}), b = ones({1});
   double t = median_seconds([&] { add(a, b); }, opt);
   constexpr double kBudget = 0.5e-6;
-  return {"add 1-element (funnel fixed cost)", t * 1e6, "us", "budget 0.5 us", kBudget * 1e6, kBudget / t, ">= 1.00"};
+  return {"add 1-element (funnel fixed cost)",
+          t * 1e6,
+          "us",
+          "budget 0.5 us",
+          kBudget * 1e6,
+          kBudget / t,
+          ">= 1.00"};
 }
 
 }  // namespace

@@ -146,7 +146,7 @@ Record profiler_overhead_case(const Options& opt) {
   }
   constexpr double kBudget = 3e-6;
   const double cost = std::max(on - off, 0.0);
-  return {"profiler on: cost per op", cost * 1e6, "us", "budget 3 us", kBudget * 1e6,
+  return {"profiler on: cost per op",      cost * 1e6, "us", "budget 3 us", kBudget * 1e6,
           kBudget / std::max(cost, 1e-12), ">= 1.00"};
 }
 

@@ -30,9 +30,9 @@ void linear_regression() {
   Tensor b = zeros({1});
   const double lr = 0.1;
   for (int step = 0; step <= 100; ++step) {
-    Tensor err = matmul(x, w) + b - y;                 // (n, 1)
+    Tensor err = matmul(x, w) + b - y;  // (n, 1)
     Tensor loss = mean(square(err));
-    Tensor grad_w = matmul(x.t(), err) * (2.0 / n);    // d loss / d w
+    Tensor grad_w = matmul(x.t(), err) * (2.0 / n);  // d loss / d w
     Tensor grad_b = sum(err) * (2.0 / n);
     w.sub_(grad_w * lr);
     b.sub_(grad_b * lr);
@@ -50,7 +50,8 @@ void monte_carlo_pi() {
   Tensor p = rand({n, 2}, kFloat32, &gen);
   Tensor inside = le(sum(square(p), {1}), Scalar(1.0));
   double pi = 4.0 * mean(inside.to(kFloat64)).item<double>();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   fmt::print("  pi ~= {:.5f}   ({:.1f} ms)\n", pi, ms);
 }
 
@@ -69,7 +70,8 @@ void run() {
   linear_regression();
   monte_carlo_pi();
   softmax_example();
-  fmt::print("\nDone. Run `tessera info` for the machine and `tessera bench core` for the kernels.\n");
+  fmt::print(
+      "\nDone. Run `tessera info` for the machine and `tessera bench core` for the kernels.\n");
 }
 
 }  // namespace tessera::demo

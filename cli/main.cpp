@@ -1,6 +1,6 @@
 // The `tessera` command: info, demo, bench.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <fstream>
 
@@ -43,17 +43,19 @@ void print_device_facts(bool recalibrate) {
     fmt::print("    {:<6} {} [{}]\n", d.str(), f.name, device_facts_source(d));
     std::string peaks;
     for (const auto& [dt, v] : f.peak_flops)
-      peaks += fmt::format("{}{} {}", peaks.empty() ? "" : ", ", dtype_name(dt), rate(v, "GFLOP/s"));
+      peaks +=
+          fmt::format("{}{} {}", peaks.empty() ? "" : ", ", dtype_name(dt), rate(v, "GFLOP/s"));
     fmt::print("           peak          : {}\n", peaks);
-    fmt::print("           bandwidth     : {} (copy, read + write)\n", rate(f.mem_bandwidth, "GB/s"));
+    fmt::print("           bandwidth     : {} (copy, read + write)\n",
+               rate(f.mem_bandwidth, "GB/s"));
     if (!d.is_cpu())
       fmt::print("           host<->device : {} / {}, latency {:.1f} us\n",
                  rate(f.host_to_device_bandwidth, "GB/s"), rate(f.device_to_host_bandwidth, "GB/s"),
                  f.transfer_latency * 1e6);
     fmt::print("           op overhead   : {:.3f} us per dispatched op\n", f.op_overhead * 1e6);
   }
-  fmt::print("  scheduler     : default device {}, tuning {}, deterministic {}\n", default_device().str(),
-             tuning() ? "on" : "off", deterministic() ? "on" : "off");
+  fmt::print("  scheduler     : default device {}, tuning {}, deterministic {}\n",
+             default_device().str(), tuning() ? "on" : "off", deterministic() ? "on" : "off");
 }
 
 void print_info(bool recalibrate) {
@@ -67,8 +69,9 @@ void print_info(bool recalibrate) {
   fmt::print("  threads       : {} (TESSERA_NUM_THREADS to change)\n", num_threads());
   fmt::print("  blas          : {}\n", b.blas_vendor);
   fmt::print("  backends      : {}\n", fmt::join(b.backends, ", "));
-  fmt::print("  cuda          : {}\n", b.cuda_built ? fmt::format("{} device(s)", cuda::device_count())
-                                                    : std::string("not built with CUDA"));
+  fmt::print("  cuda          : {}\n", b.cuda_built
+                                           ? fmt::format("{} device(s)", cuda::device_count())
+                                           : std::string("not built with CUDA"));
   fmt::print("  primitives    : {}\n", registry().all().size());
   fmt::print("  plugins       : none loaded (no plugin loader yet)\n");
   print_device_facts(recalibrate);
@@ -79,9 +82,11 @@ void print_info(bool recalibrate) {
 int main(int argc, char** argv) {
   CLI::App app{"Tessera: tensors, kernels and the tools around them"};
   app.require_subcommand(1);
-  auto* info = app.add_subcommand("info", "Build, CPU, SIMD, BLAS, backend and measured device facts");
+  auto* info =
+      app.add_subcommand("info", "Build, CPU, SIMD, BLAS, backend and measured device facts");
   bool recalibrate = false;
-  info->add_flag("--recalibrate", recalibrate, "Measure the device facts again and rewrite the cache file");
+  info->add_flag("--recalibrate", recalibrate,
+                 "Measure the device facts again and rewrite the cache file");
   info->callback([&] { print_info(recalibrate); });
 
   auto* demo = app.add_subcommand("demo", "Run the worked example");

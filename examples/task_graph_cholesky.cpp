@@ -76,7 +76,8 @@ TaskGraph cholesky_graph(const Tiled& m) {
                fmt::format("trsm({},{})", i, k), {i, k}, {{k, k}});
     for (int64_t i = k + 1; i < m.nt; ++i)
       for (int64_t j = k + 1; j <= i; ++j)  // j == i is SYRK, the rest GEMM: A_ij -= L_ik L_jk^T
-        add_task(g, last_writer, [=] { m.tile(i, j).sub_(matmul(m.tile(i, k), m.tile(j, k).mT())); },
+        add_task(g, last_writer,
+                 [=] { m.tile(i, j).sub_(matmul(m.tile(i, k), m.tile(j, k).mT())); },
                  fmt::format("{}({},{},{})", i == j ? "syrk" : "gemm", i, j, k), {i, j},
                  {{i, k}, {j, k}});
   }

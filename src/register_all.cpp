@@ -5,8 +5,8 @@ namespace tessera {
 
 // Each family defines its primitives (ops/) and each backend adds kernels (backends/).
 // View primitives have no kernels: they only build new strides over the same storage.
-#define TS_KERNEL_FAMILIES(X) X(copy) X(creation) X(elementwise) X(reduce) X(shape) X(indexing) \
-  X(linalg) X(sort)
+#define TS_KERNEL_FAMILIES(X) \
+  X(copy) X(creation) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort)
 #define TS_FAMILIES(X) X(view) TS_KERNEL_FAMILIES(X)
 
 #define TS_DECLARE(f) void register_##f##_prims(Registry&);

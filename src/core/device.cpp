@@ -20,9 +20,12 @@ Device Device::parse(const std::string& s) {
 
 std::string Device::str() const {
   switch (type) {
-    case DeviceType::CPU: return "cpu";
-    case DeviceType::CUDA: return "cuda:" + std::to_string(index);
-    case DeviceType::Auto: return "auto";
+    case DeviceType::CPU:
+      return "cpu";
+    case DeviceType::CUDA:
+      return "cuda:" + std::to_string(index);
+    case DeviceType::Auto:
+      return "auto";
   }
   return "?";
 }

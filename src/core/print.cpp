@@ -12,7 +12,8 @@ namespace tessera {
 namespace {
 
 Scalar read_scalar(const Tensor& t, int64_t elem_offset) {
-  const char* base = static_cast<const char*>(t.raw_data()) + elem_offset * static_cast<int64_t>(t.itemsize());
+  const char* base =
+      static_cast<const char*>(t.raw_data()) + elem_offset * static_cast<int64_t>(t.itemsize());
   return visit_dtype(t.dtype(), [&](auto tag) -> Scalar {
     using T = typename decltype(tag)::type;
     T v;
@@ -70,7 +71,9 @@ void render(const Tensor& t, int64_t dim, int64_t off, bool summarize, const For
   for (int64_t i = 0; i < n; ++i) {
     if (i > 0) {
       s += ',';
-      s += dim + 1 == t.dim() ? std::string(" ") : std::string(t.dim() - dim - 1, '\n') + std::string(indent + dim + 1, ' ');
+      s += dim + 1 == t.dim()
+               ? std::string(" ")
+               : std::string(t.dim() - dim - 1, '\n') + std::string(indent + dim + 1, ' ');
     }
     if (summarize && n > 2 * kEdgeItems && i == kEdgeItems) {
       s += "...,";
@@ -112,8 +115,10 @@ std::string Tensor::str() const {
   size_t width = 0;
   for (const Scalar& v : vals) width = std::max(width, f(v).size());
   std::string s = "tensor(";
-  if (c.numel() == 0) s += "[]";
-  else render(c, 0, 0, summarize, f, width, 7, s);
+  if (c.numel() == 0)
+    s += "[]";
+  else
+    render(c, 0, 0, summarize, f, width, 7, s);
   const bool default_dtype = c.dtype() == kFloat32 || c.dtype() == kInt64 || c.dtype() == kBool;
   if (c.numel() == 0) s += fmt::format(", size={}", shape_str(c.shape()));
   if (!default_dtype) s += fmt::format(", dtype={}", dtype_name(c.dtype()));

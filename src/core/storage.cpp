@@ -27,8 +27,10 @@ std::shared_ptr<Storage> Storage::wrap(void* data, size_t nbytes, Device device,
 
 void Storage::release() {
   if (released_) return;
-  if (allocator_) allocator_->deallocate(data_, capacity_);
-  else if (deleter_) deleter_(data_);
+  if (allocator_)
+    allocator_->deallocate(data_, capacity_);
+  else if (deleter_)
+    deleter_(data_);
   data_ = nullptr;
   released_ = true;
 }

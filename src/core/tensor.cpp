@@ -65,8 +65,8 @@ void check_view_fits(const Storage& st, const Shape& shape, const Strides& strid
 }
 }  // namespace
 
-Tensor Tensor::make(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
-                    int64_t offset, DType dtype) {
+Tensor Tensor::make(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset,
+                    DType dtype) {
   check_view_fits(*storage, shape, strides, offset, dtype);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::move(storage);

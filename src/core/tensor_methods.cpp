@@ -16,7 +16,8 @@ Shape infer_size(Shape shape, int64_t numel, std::string_view op) {
   int64_t known = 1, infer_at = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
-      if (infer_at >= 0) fail<ShapeError>(op, "only one dimension can be -1 in {}", shape_str(shape));
+      if (infer_at >= 0)
+        fail<ShapeError>(op, "only one dimension can be -1 in {}", shape_str(shape));
       infer_at = static_cast<int64_t>(i);
     } else if (shape[i] < 0) {
       fail<ShapeError>(op, "invalid size {} in shape {}", shape[i], shape_str(shape));
@@ -71,12 +72,14 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
 }
 
 Tensor Tensor::t() const {
-  if (dim() > 2) fail<ShapeError>("t", "expects a tensor with <= 2 dims, got shape {}", shape_str(shape()));
+  if (dim() > 2)
+    fail<ShapeError>("t", "expects a tensor with <= 2 dims, got shape {}", shape_str(shape()));
   return dim() < 2 ? *this : transpose(0, 1);
 }
 
 Tensor Tensor::mT() const {
-  if (dim() < 2) fail<ShapeError>("mT", "expects at least 2 dims, got shape {}", shape_str(shape()));
+  if (dim() < 2)
+    fail<ShapeError>("mT", "expects at least 2 dims, got shape {}", shape_str(shape()));
   return transpose(-2, -1);
 }
 
@@ -92,7 +95,8 @@ Tensor Tensor::slice(int64_t d, std::optional<int64_t> start, std::optional<int6
     return std::clamp<int64_t>(x, 0, n);
   };
   int64_t b = clamp_bound(start, 0), e = clamp_bound(stop, n);
-  return view_call("slice", *this, {{"dim", d}, {"start", b}, {"stop", std::max(b, e)}, {"step", step}});
+  return view_call("slice", *this,
+                   {{"dim", d}, {"start", b}, {"stop", std::max(b, e)}, {"step", step}});
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
@@ -100,15 +104,19 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
   const int64_t n = shape()[d];
   if (start < 0) start += n;
   if (start < 0 || length < 0 || start + length > n)
-    fail<IndexError>("narrow", "start {} + length {} exceeds dim {} of size {}", start, length, d, n);
-  return view_call("slice", *this, {{"dim", d}, {"start", start}, {"stop", start + length}, {"step", int64_t{1}}});
+    fail<IndexError>("narrow", "start {} + length {} exceeds dim {} of size {}", start, length, d,
+                     n);
+  return view_call("slice", *this,
+                   {{"dim", d}, {"start", start}, {"stop", start + length}, {"step", int64_t{1}}});
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
   return view_call("select", *this, {{"dim", d}, {"index", index}});
 }
 
-Tensor Tensor::expand(Shape shape) const { return view_call("expand", *this, {{"shape", std::move(shape)}}); }
+Tensor Tensor::expand(Shape shape) const {
+  return view_call("expand", *this, {{"shape", std::move(shape)}});
+}
 Tensor Tensor::broadcast_to(Shape shape) const { return expand(std::move(shape)); }
 
 Tensor Tensor::squeeze() const {
@@ -119,7 +127,8 @@ Tensor Tensor::squeeze() const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
-  return view_call("squeeze", *this, {{"dims", std::vector<int64_t>{wrap_dim(d, dim(), "squeeze")}}});
+  return view_call("squeeze", *this,
+                   {{"dims", std::vector<int64_t>{wrap_dim(d, dim(), "squeeze")}}});
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const { return view_call("unsqueeze", *this, {{"dim", d}}); }
@@ -151,14 +160,18 @@ Tensor Tensor::diagonal(int64_t offset, int64_t d1, int64_t d2) const {
 }
 
 Tensor Tensor::as_strided(Shape shape, Strides strides, std::optional<int64_t> off) const {
-  return view_call("as_strided", *this, {{"shape", std::move(shape)}, {"strides", std::move(strides)},
-                                         {"offset", off.value_or(offset())}});
+  return view_call("as_strided", *this,
+                   {{"shape", std::move(shape)},
+                    {"strides", std::move(strides)},
+                    {"offset", off.value_or(offset())}});
 }
 
 Tensor Tensor::index(std::initializer_list<TensorIndex> idx) const {
   return detail::index_expr(*this, std::vector<TensorIndex>(idx));
 }
-Tensor Tensor::index(const std::vector<TensorIndex>& idx) const { return detail::index_expr(*this, idx); }
+Tensor Tensor::index(const std::vector<TensorIndex>& idx) const {
+  return detail::index_expr(*this, idx);
+}
 
 Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 Tensor Tensor::clone() const { return dispatch1(prim("clone"), {*this}); }
@@ -214,11 +227,17 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& idx, const Scalar& va
   return index_put_(idx, scalar_tensor(value, dtype()));
 }
 
-Tensor Tensor::sum(std::vector<int64_t> dims, bool keepdim) const { return tessera::sum(*this, dims, keepdim); }
-Tensor Tensor::mean(std::vector<int64_t> dims, bool keepdim) const { return tessera::mean(*this, dims, keepdim); }
+Tensor Tensor::sum(std::vector<int64_t> dims, bool keepdim) const {
+  return tessera::sum(*this, dims, keepdim);
+}
+Tensor Tensor::mean(std::vector<int64_t> dims, bool keepdim) const {
+  return tessera::mean(*this, dims, keepdim);
+}
 Tensor Tensor::max() const { return tessera::max(*this); }
 Tensor Tensor::min() const { return tessera::min(*this); }
-Tensor Tensor::argmax(std::optional<int64_t> d, bool keepdim) const { return tessera::argmax(*this, d, keepdim); }
+Tensor Tensor::argmax(std::optional<int64_t> d, bool keepdim) const {
+  return tessera::argmax(*this, d, keepdim);
+}
 Tensor Tensor::abs() const { return tessera::abs(*this); }
 Tensor Tensor::exp() const { return tessera::exp(*this); }
 Tensor Tensor::log() const { return tessera::log(*this); }

@@ -6,7 +6,9 @@
 namespace tessera {
 namespace {
 
-std::vector<TensorMeta> same_meta(Inputs in, const Attrs&) { return {{in[0].shape(), in[0].dtype()}}; }
+std::vector<TensorMeta> same_meta(Inputs in, const Attrs&) {
+  return {{in[0].shape(), in[0].dtype()}};
+}
 std::vector<TensorMeta> cast_meta(Inputs in, const Attrs& a) {
   return {{in[0].shape(), a.get<DType>("dtype")}};
 }
@@ -33,7 +35,10 @@ Cost copy_cost(Inputs in, std::span<const Tensor> out, const Attrs&) {
 void register_copy_prims(Registry& r) {
   r.define({.name = "clone", .kind = PrimKind::Copy, .infer = same_meta, .cost = copy_cost});
   r.define({.name = "cast", .kind = PrimKind::Copy, .infer = cast_meta, .cost = copy_cost});
-  r.define({.name = "copy_", .kind = PrimKind::Copy, .traits = kMutatesInput0, .infer = copy_meta,
+  r.define({.name = "copy_",
+            .kind = PrimKind::Copy,
+            .traits = kMutatesInput0,
+            .infer = copy_meta,
             .cost = copy_cost});
 }
 

@@ -16,7 +16,9 @@ std::vector<TensorMeta> attr_meta(Inputs, const Attrs& a) {
   checked_numel(shape, "creation");
   return {{shape, a.get<DType>("dtype")}};
 }
-std::vector<TensorMeta> like_input_meta(Inputs in, const Attrs&) { return {{in[0].shape(), in[0].dtype()}}; }
+std::vector<TensorMeta> like_input_meta(Inputs in, const Attrs&) {
+  return {{in[0].shape(), in[0].dtype()}};
+}
 Cost write_cost(Inputs, std::span<const Tensor> out, const Attrs&) {
   return {static_cast<double>(out[0].numel()), static_cast<double>(out[0].nbytes())};
 }
@@ -43,16 +45,27 @@ void check_float(std::string_view op, DType d) {
 
 void register_creation_prims(Registry& r) {
   for (const char* name : {"fill", "arange", "linspace", "eye"})
-    r.define({.name = name, .kind = PrimKind::Creation, .traits = kNonDifferentiable,
-              .infer = attr_meta, .cost = write_cost});
+    r.define({.name = name,
+              .kind = PrimKind::Creation,
+              .traits = kNonDifferentiable,
+              .infer = attr_meta,
+              .cost = write_cost});
   for (const char* name : {"uniform", "normal", "randint"})
-    r.define({.name = name, .kind = PrimKind::Random, .traits = kNonDifferentiable | kRandom,
-              .infer = attr_meta, .cost = write_cost});
-  r.define({.name = "bernoulli", .kind = PrimKind::Random, .traits = kNonDifferentiable | kRandom,
-            .infer = like_input_meta, .cost = write_cost});
+    r.define({.name = name,
+              .kind = PrimKind::Random,
+              .traits = kNonDifferentiable | kRandom,
+              .infer = attr_meta,
+              .cost = write_cost});
+  r.define({.name = "bernoulli",
+            .kind = PrimKind::Random,
+            .traits = kNonDifferentiable | kRandom,
+            .infer = like_input_meta,
+            .cost = write_cost});
 }
 
-Tensor empty(Shape shape, TensorOptions opt) { return Tensor::empty(std::move(shape), opt.dtype, opt.device); }
+Tensor empty(Shape shape, TensorOptions opt) {
+  return Tensor::empty(std::move(shape), opt.dtype, opt.device);
+}
 
 Tensor full(Shape shape, const Scalar& value, TensorOptions opt) {
   Attrs a = creation_attrs(shape, opt);
@@ -86,9 +99,11 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype)
   const DType dt = dtype.value_or(ints ? kInt64 : kFloat32);
   const double s = start.to<double>(), e = end.to<double>(), st = step.to<double>();
   if (st == 0 || !std::isfinite(s) || !std::isfinite(e) || !std::isfinite(st))
-    fail<ValueError>("arange", "invalid range start={} end={} step={}", start.str(), end.str(), step.str());
+    fail<ValueError>("arange", "invalid range start={} end={} step={}", start.str(), end.str(),
+                     step.str());
   if ((e - s) * st < 0)
-    fail<ValueError>("arange", "step {} goes away from end (start={}, end={})", step.str(), start.str(), end.str());
+    fail<ValueError>("arange", "step {} goes away from end (start={}, end={})", step.str(),
+                     start.str(), end.str());
   const auto n = static_cast<int64_t>(std::ceil((e - s) / st));
   Attrs a = creation_attrs({n}, dt);
   a.set("start", start).set("step", step);
@@ -96,7 +111,8 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<DType> dtype)
 }
 
 Tensor linspace(double start, double end, int64_t steps, TensorOptions opt) {
-  if (steps < 0) fail<ValueError>("linspace", "number of steps must be non-negative, got {}", steps);
+  if (steps < 0)
+    fail<ValueError>("linspace", "number of steps must be non-negative, got {}", steps);
   Attrs a = creation_attrs({steps}, opt);
   a.set("start", start).set("end", end);
   return dispatch1(prim("linspace"), {}, a);
@@ -120,7 +136,8 @@ Tensor tensor(const std::vector<T>& values, std::optional<Shape> shape) {
   }
   return t;
 }
-#define TS_INSTANTIATE_TENSOR(T) template Tensor tensor<T>(const std::vector<T>&, std::optional<Shape>);
+#define TS_INSTANTIATE_TENSOR(T) \
+  template Tensor tensor<T>(const std::vector<T>&, std::optional<Shape>);
 TS_INSTANTIATE_TENSOR(bool)
 TS_INSTANTIATE_TENSOR(uint8_t)
 TS_INSTANTIATE_TENSOR(int8_t)
@@ -148,7 +165,8 @@ Tensor from_blob(void* data, Shape shape, DType dtype, std::optional<Strides> st
       extent += (shape[i] - 1) * st[i];
     }
   }
-  auto storage = Storage::wrap(data, static_cast<size_t>(extent) * itemsize(dtype), device, std::move(deleter));
+  auto storage = Storage::wrap(data, static_cast<size_t>(extent) * itemsize(dtype), device,
+                               std::move(deleter));
   return Tensor::make(std::move(storage), std::move(shape), std::move(st), 0, dtype);
 }
 
@@ -168,7 +186,9 @@ Tensor uniform(double low, double high, Shape shape, TensorOptions opt, Generato
   a.set("low", low).set("high", high);
   return dispatch1(prim("uniform"), {}, a);
 }
-Tensor rand(Shape shape, TensorOptions opt, Generator* gen) { return uniform(0, 1, std::move(shape), opt, gen); }
+Tensor rand(Shape shape, TensorOptions opt, Generator* gen) {
+  return uniform(0, 1, std::move(shape), opt, gen);
+}
 
 Tensor normal(double mean, double std, Shape shape, TensorOptions opt, Generator* gen) {
   check_float("normal", opt.dtype);
@@ -177,7 +197,9 @@ Tensor normal(double mean, double std, Shape shape, TensorOptions opt, Generator
   a.set("mean", mean).set("std", std);
   return dispatch1(prim("normal"), {}, a);
 }
-Tensor randn(Shape shape, TensorOptions opt, Generator* gen) { return normal(0, 1, std::move(shape), opt, gen); }
+Tensor randn(Shape shape, TensorOptions opt, Generator* gen) {
+  return normal(0, 1, std::move(shape), opt, gen);
+}
 
 Tensor randint(int64_t low, int64_t high, Shape shape, TensorOptions opt, Generator* gen) {
   if (low >= high) fail<ValueError>("randint", "low {} must be less than high {}", low, high);
@@ -194,7 +216,8 @@ Tensor bernoulli(const Tensor& p, Generator* gen) {
   return dispatch1(prim("bernoulli"), {p}, a);
 }
 Tensor bernoulli(Shape shape, double p, TensorOptions opt, Generator* gen) {
-  if (!(p >= 0 && p <= 1)) fail<ValueError>("bernoulli", "probability must be in [0, 1], got {}", p);
+  if (!(p >= 0 && p <= 1))
+    fail<ValueError>("bernoulli", "probability must be in [0, 1], got {}", p);
   return bernoulli(full(std::move(shape), p, opt), gen);
 }
 

@@ -290,13 +290,14 @@ DType result_type(const Tensor& a, const Scalar& b) {
     return call_unary(op, x);  \
   }
 TS_UNARY(abs)
-TS_UNARY(neg) TS_UNARY(exp) TS_UNARY(exp2) TS_UNARY(expm1) TS_UNARY(log) TS_UNARY(log2)
-    TS_UNARY(log1p) TS_UNARY(sqrt) TS_UNARY(rsqrt) TS_UNARY(sin) TS_UNARY(cos) TS_UNARY(tan)
-        TS_UNARY(asin) TS_UNARY(acos) TS_UNARY(atan) TS_UNARY(sinh) TS_UNARY(cosh) TS_UNARY(tanh)
-            TS_UNARY(sigmoid) TS_UNARY(relu) TS_UNARY(silu) TS_UNARY(erf) TS_UNARY(floor)
-                TS_UNARY(ceil) TS_UNARY(round) TS_UNARY(trunc) TS_UNARY(sign) TS_UNARY(reciprocal)
-                    TS_UNARY(square) TS_UNARY(isnan) TS_UNARY(isinf) TS_UNARY(isfinite)
-                        TS_UNARY(logical_not) TS_UNARY(bitwise_not)
+TS_UNARY(neg)
+TS_UNARY(exp) TS_UNARY(exp2) TS_UNARY(expm1) TS_UNARY(log) TS_UNARY(log2) TS_UNARY(log1p)
+    TS_UNARY(sqrt) TS_UNARY(rsqrt) TS_UNARY(sin) TS_UNARY(cos) TS_UNARY(tan) TS_UNARY(asin)
+        TS_UNARY(acos) TS_UNARY(atan) TS_UNARY(sinh) TS_UNARY(cosh) TS_UNARY(tanh) TS_UNARY(sigmoid)
+            TS_UNARY(relu) TS_UNARY(silu) TS_UNARY(erf) TS_UNARY(floor) TS_UNARY(ceil)
+                TS_UNARY(round) TS_UNARY(trunc) TS_UNARY(sign) TS_UNARY(reciprocal) TS_UNARY(square)
+                    TS_UNARY(isnan) TS_UNARY(isinf) TS_UNARY(isfinite) TS_UNARY(logical_not)
+                        TS_UNARY(bitwise_not)
 #undef TS_UNARY
 
                             Tensor gelu(const Tensor& x, std::string_view approximate) {
@@ -321,11 +322,12 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
     return call_binary(op, a, b);               \
   }
 TS_BINARY(add)
-TS_BINARY(sub) TS_BINARY(mul) TS_BINARY(div) TS_BINARY(floor_divide) TS_BINARY(remainder)
-    TS_BINARY(pow) TS_BINARY(maximum) TS_BINARY(minimum) TS_BINARY(atan2) TS_BINARY(eq)
-        TS_BINARY(ne) TS_BINARY(lt) TS_BINARY(le) TS_BINARY(gt) TS_BINARY(ge) TS_BINARY(logical_and)
-            TS_BINARY(logical_or) TS_BINARY(logical_xor) TS_BINARY(bitwise_and)
-                TS_BINARY(bitwise_or) TS_BINARY(bitwise_xor)
+TS_BINARY(sub)
+TS_BINARY(mul) TS_BINARY(div) TS_BINARY(floor_divide) TS_BINARY(remainder) TS_BINARY(pow)
+    TS_BINARY(maximum) TS_BINARY(minimum) TS_BINARY(atan2) TS_BINARY(eq) TS_BINARY(ne) TS_BINARY(lt)
+        TS_BINARY(le) TS_BINARY(gt) TS_BINARY(ge) TS_BINARY(logical_and) TS_BINARY(logical_or)
+            TS_BINARY(logical_xor) TS_BINARY(bitwise_and) TS_BINARY(bitwise_or)
+                TS_BINARY(bitwise_xor)
 #undef TS_BINARY
 
 #define TS_BINARY_SCALAR(fn)                    \

@@ -17,7 +17,8 @@ Attrs& Attrs::set(std::string_view key, AttrValue v) {
 const Kernel* Primitive::find_kernel(DeviceType dt, Inputs in, const Attrs& a) const {
   const Kernel* best = nullptr;
   for (const Kernel& k : kernels)
-    if (k.device == dt && (!best || k.priority > best->priority) && (!k.supports || k.supports(in, a)))
+    if (k.device == dt && (!best || k.priority > best->priority) &&
+        (!k.supports || k.supports(in, a)))
       best = &k;
   return best;
 }

@@ -25,7 +25,8 @@ std::optional<Strides> view_strides(const Shape& old_shape, const Strides& old_s
   int64_t tensor_numel = 1, view_numel = 1;
   for (int64_t d = static_cast<int64_t>(old_shape.size()) - 1; d >= 0; --d) {
     tensor_numel *= old_shape[d];
-    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
+    if (d == 0 ||
+        (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * chunk_base_stride)) {
       while (view_d >= 0 && (view_numel < tensor_numel || shape[view_d] == 1)) {
         out[view_d] = view_numel * chunk_base_stride;
         view_numel *= shape[view_d];
@@ -47,12 +48,14 @@ std::vector<Tensor> reshape_view(Inputs in, const Attrs& a) {
   const Tensor& x = in[0];
   const auto& shape = a.get<std::vector<int64_t>>("shape");
   if (checked_numel(shape, "view") != x.numel())
-    fail<ShapeError>("view", "shape {} is invalid for input of size {}", shape_str(shape), x.numel());
+    fail<ShapeError>("view", "shape {} is invalid for input of size {}", shape_str(shape),
+                     x.numel());
   auto st = view_strides(x.shape(), x.strides(), shape);
   if (!st)
-    fail<ShapeError>("view", "shape {} is not compatible with input shape {} and strides ({}); "
-                     "use reshape (which copies)", shape_str(shape), shape_str(x.shape()),
-                     fmt::join(x.strides(), ", "));
+    fail<ShapeError>("view",
+                     "shape {} is not compatible with input shape {} and strides ({}); "
+                     "use reshape (which copies)",
+                     shape_str(shape), shape_str(x.shape()), fmt::join(x.strides(), ", "));
   return {alias(x, shape, *st, x.offset())};
 }
 
@@ -78,10 +81,12 @@ std::vector<Tensor> permute_view(Inputs in, const Attrs& a) {
 std::vector<Tensor> slice_view(Inputs in, const Attrs& a) {
   const Tensor& x = in[0];
   int64_t d = wrap_dim(a.get<int64_t>("dim"), x.dim(), "slice");
-  int64_t start = a.get<int64_t>("start"), stop = a.get<int64_t>("stop"), step = a.get<int64_t>("step");
+  int64_t start = a.get<int64_t>("start"), stop = a.get<int64_t>("stop"),
+          step = a.get<int64_t>("step");
   if (step <= 0) fail<ValueError>("slice", "step must be positive, got {}", step);
   if (start < 0 || stop > x.shape()[d] || start > stop)
-    fail<IndexError>("slice", "range [{}, {}) out of bounds for dim {} of size {}", start, stop, d, x.shape()[d]);
+    fail<IndexError>("slice", "range [{}, {}) out of bounds for dim {} of size {}", start, stop, d,
+                     x.shape()[d]);
   Shape shape = x.shape();
   Strides strides = x.strides();
   shape[d] = (stop - start + step - 1) / step;
@@ -109,18 +114,23 @@ std::vector<Tensor> expand_view(Inputs in, const Attrs& a) {
   Shape shape = a.get<std::vector<int64_t>>("shape");
   const auto nd = static_cast<int64_t>(shape.size());
   if (nd < x.dim())
-    fail<ShapeError>("expand", "target shape {} has fewer dims than input {}", shape_str(shape), shape_str(x.shape()));
+    fail<ShapeError>("expand", "target shape {} has fewer dims than input {}", shape_str(shape),
+                     shape_str(x.shape()));
   Strides strides(nd, 0);
   for (int64_t i = 0; i < nd; ++i) {
     int64_t xi = i - (nd - x.dim());
     int64_t have = xi >= 0 ? x.shape()[xi] : 1;
     if (shape[i] == -1) {
-      if (xi < 0) fail<ShapeError>("expand", "-1 is not allowed for a new leading dim in {}", shape_str(shape));
+      if (xi < 0)
+        fail<ShapeError>("expand", "-1 is not allowed for a new leading dim in {}",
+                         shape_str(shape));
       shape[i] = have;
     }
-    if (have == shape[i]) strides[i] = xi >= 0 ? x.strides()[xi] : 0;
+    if (have == shape[i])
+      strides[i] = xi >= 0 ? x.strides()[xi] : 0;
     else if (have != 1)
-      fail<ShapeError>("expand", "cannot expand shape {} to {}: dim {} has size {} (must be 1 or {})",
+      fail<ShapeError>("expand",
+                       "cannot expand shape {} to {}: dim {} has size {} (must be 1 or {})",
                        shape_str(x.shape()), shape_str(shape), i, have, shape[i]);
     if (shape[i] < 0) fail<ShapeError>("expand", "negative size in {}", shape_str(shape));
   }
@@ -160,7 +170,8 @@ std::vector<Tensor> unsqueeze_view(Inputs in, const Attrs& a) {
 
 std::vector<Tensor> diagonal_view(Inputs in, const Attrs& a) {
   const Tensor& x = in[0];
-  if (x.dim() < 2) fail<ShapeError>("diagonal", "needs at least 2 dims, got shape {}", shape_str(x.shape()));
+  if (x.dim() < 2)
+    fail<ShapeError>("diagonal", "needs at least 2 dims, got shape {}", shape_str(x.shape()));
   int64_t off = a.get<int64_t>("offset");
   int64_t d1 = wrap_dim(a.get<int64_t>("dim1"), x.dim(), "diagonal");
   int64_t d2 = wrap_dim(a.get<int64_t>("dim2"), x.dim(), "diagonal");
@@ -195,9 +206,14 @@ void register_view_prims(Registry& r) {
     const char* name;
     ViewFn fn;
   };
-  for (const Entry& e : {Entry{"view", reshape_view}, {"permute", permute_view}, {"slice", slice_view},
-                         {"select", select_view}, {"expand", expand_view}, {"squeeze", squeeze_view},
-                         {"unsqueeze", unsqueeze_view}, {"diagonal", diagonal_view},
+  for (const Entry& e : {Entry{"view", reshape_view},
+                         {"permute", permute_view},
+                         {"slice", slice_view},
+                         {"select", select_view},
+                         {"expand", expand_view},
+                         {"squeeze", squeeze_view},
+                         {"unsqueeze", unsqueeze_view},
+                         {"diagonal", diagonal_view},
                          {"as_strided", as_strided_view}}) {
     Primitive p;
     p.name = e.name;

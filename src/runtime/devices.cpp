@@ -10,9 +10,12 @@ Allocator& allocator(int device);  // backends/cuda (or its stub)
 
 Allocator& allocator_for(Device device) {
   switch (device.type) {
-    case DeviceType::CPU: return cpu_allocator();
-    case DeviceType::CUDA: return cuda::allocator(device.index);
-    case DeviceType::Auto: return cpu_allocator();
+    case DeviceType::CPU:
+      return cpu_allocator();
+    case DeviceType::CUDA:
+      return cuda::allocator(device.index);
+    case DeviceType::Auto:
+      return cpu_allocator();
   }
   fail<DeviceError>("allocator", "unknown device {}", device.str());
 }

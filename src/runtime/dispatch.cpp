@@ -68,7 +68,8 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   const int64_t t0 = observed ? now_ns() : 0;
   if (p.view) {
     std::vector<Tensor> out = p.view(in, attrs);
-    if (observed) notify(p, in, out, attrs, nullptr, in.empty() ? Device::cpu() : in[0].device(), t0);
+    if (observed)
+      notify(p, in, out, attrs, nullptr, in.empty() ? Device::cpu() : in[0].device(), t0);
     return out;
   }
   if (p.has(kMutatesInput0)) p.infer(in, attrs);  // validates

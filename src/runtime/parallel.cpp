@@ -22,14 +22,16 @@ constexpr int kMaxThreads = 1 << 16;
 int default_threads() {
   if (const char* env = std::getenv("TESSERA_NUM_THREADS")) {
     if (auto n = parse_num_threads(env)) return *n;
-    fmt::print(stderr, "[TESSERA_NUM_THREADS] warning: ignoring '{}': expected an integer in "
-               "[1, {}]\n", env, kMaxThreads);
+    fmt::print(stderr,
+               "[TESSERA_NUM_THREADS] warning: ignoring '{}': expected an integer in "
+               "[1, {}]\n",
+               env, kMaxThreads);
   }
   return tbb::this_task_arena::max_concurrency();
 }
 
 struct ThreadState {
-  std::mutex mu;                    // serializes replacing `control`
+  std::mutex mu;                                // serializes replacing `control`
   std::atomic<int> threads{default_threads()};  // read lock-free on every parallel call
   std::unique_ptr<tbb::global_control> control = std::make_unique<tbb::global_control>(
       tbb::global_control::max_allowed_parallelism, threads.load());
@@ -57,7 +59,8 @@ void set_num_threads(int n) {
     fail<ValueError>("set_num_threads", "thread count must be in [1, {}], got {}", kMaxThreads, n);
   auto& s = state();
   std::lock_guard lock(s.mu);
-  s.control = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
+  s.control =
+      std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism, n);
   s.threads.store(n, std::memory_order_relaxed);
 }
 

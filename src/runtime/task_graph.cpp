@@ -55,8 +55,8 @@ struct TaskGraph::Impl {
 
 uint32_t TaskGraph::Impl::check(TaskId id, const char* op) const {
   if (id.graph != serial)
-    fail<ValueError>(op, "task id {} belongs to {} (graph #{}), not to this graph (#{})",
-                     id.index, id.graph == 0 ? "no graph" : "another graph", id.graph, serial);
+    fail<ValueError>(op, "task id {} belongs to {} (graph #{}), not to this graph (#{})", id.index,
+                     id.graph == 0 ? "no graph" : "another graph", id.graph, serial);
   if (id.index >= nodes.size())
     fail<ValueError>(op, "unknown task id {}: the graph has {} tasks", id.index, nodes.size());
   return id.index;
@@ -84,7 +84,8 @@ void TaskGraph::Impl::check_acyclic() const {
   }
   if (seen == nodes.size()) return;
   uint32_t v = static_cast<uint32_t>(
-      std::find_if(waiting.begin(), waiting.end(), [](size_t w) { return w > 0; }) - waiting.begin());
+      std::find_if(waiting.begin(), waiting.end(), [](size_t w) { return w > 0; }) -
+      waiting.begin());
   std::vector<uint32_t> path;
   std::vector<int64_t> pos(nodes.size(), -1);
   while (pos[v] < 0) {
@@ -93,8 +94,10 @@ void TaskGraph::Impl::check_acyclic() const {
     v = *std::find_if(nodes[v].deps.begin(), nodes[v].deps.end(),
                       [&](uint32_t d) { return waiting[d] > 0; });
   }
-  fail<ValueError>("TaskGraph.run", "dependency cycle {} ('a -> b' = a waits for b); "
-                   "no task was run", cycle_text(nodes, path, static_cast<size_t>(pos[v])));
+  fail<ValueError>("TaskGraph.run",
+                   "dependency cycle {} ('a -> b' = a waits for b); "
+                   "no task was run",
+                   cycle_text(nodes, path, static_cast<size_t>(pos[v])));
 }
 
 void TaskGraph::Impl::reset_slots() {
@@ -230,7 +233,8 @@ void submit(std::shared_ptr<AsyncJob> job) {
 }  // namespace detail
 
 void throw_invalid_future() {
-  fail<ValueError>("Future", "no result to wait for: get() was already called, or the future "
+  fail<ValueError>("Future",
+                   "no result to wait for: get() was already called, or the future "
                    "was not made by launch()");
 }
 

@@ -19,7 +19,8 @@ std::vector<int64_t> unravel(int64_t flat, const Shape& shape) {
 double at_broadcast(const Ref& r, const std::vector<int64_t>& idx) {
   int64_t flat = 0;
   const size_t off = idx.size() - r.shape.size();
-  for (size_t i = 0; i < r.shape.size(); ++i) flat = flat * r.shape[i] + (r.shape[i] == 1 ? 0 : idx[off + i]);
+  for (size_t i = 0; i < r.shape.size(); ++i)
+    flat = flat * r.shape[i] + (r.shape[i] == 1 ? 0 : idx[off + i]);
   return r.data[flat];
 }
 
@@ -79,12 +80,18 @@ Ref to_ref(const Tensor& t) {
 
 Tolerance default_tolerance(DType dt) {
   switch (dt) {
-    case kFloat16: return {1e-3, 1e-3};
-    case kBFloat16: return {8e-3, 8e-3};
-    case kFloat32: return {1.3e-6, 1e-5};
-    case kComplex64: return {1.3e-6, 1e-5};
-    case kFloat64: return {1e-12, 1e-12};
-    default: return {0, 0};
+    case kFloat16:
+      return {1e-3, 1e-3};
+    case kBFloat16:
+      return {8e-3, 8e-3};
+    case kFloat32:
+      return {1.3e-6, 1e-5};
+    case kComplex64:
+      return {1.3e-6, 1e-5};
+    case kFloat64:
+      return {1e-12, 1e-12};
+    default:
+      return {0, 0};
   }
 }
 
@@ -104,10 +111,14 @@ bool near(double a, double b, Tolerance tol) {
 // floats compare against the correctly rounded value.
 double round_to(double v, DType dt) {
   switch (dt) {
-    case kFloat16: return static_cast<float>(Half(static_cast<float>(v)));
-    case kBFloat16: return static_cast<float>(BFloat16(static_cast<float>(v)));
-    case kFloat32: return static_cast<float>(v);
-    default: return v;
+    case kFloat16:
+      return static_cast<float>(Half(static_cast<float>(v)));
+    case kBFloat16:
+      return static_cast<float>(BFloat16(static_cast<float>(v)));
+    case kFloat32:
+      return static_cast<float>(v);
+    default:
+      return v;
   }
 }
 }  // namespace
@@ -120,8 +131,8 @@ const std::vector<OpEntry>& all_entries() { return table(); }
 
 ::testing::AssertionResult close(const Tensor& out, const Ref& ref, Tolerance tol) {
   if (out.shape() != ref.shape)
-    return ::testing::AssertionFailure() << "shape " << shape_str(out.shape()) << " != reference "
-                                         << shape_str(ref.shape);
+    return ::testing::AssertionFailure()
+           << "shape " << shape_str(out.shape()) << " != reference " << shape_str(ref.shape);
   Ref got = to_ref(out);
   for (int64_t i = 0; i < got.numel(); ++i) {
     double want = round_to(ref.data[i], out.dtype());
@@ -129,10 +140,11 @@ const std::vector<OpEntry>& all_entries() { return table(); }
     if (ok && !got.imag.empty() && !ref.imag.empty()) ok = near(got.imag[i], ref.imag[i], tol);
     if (!ok)
       return ::testing::AssertionFailure()
-             << "element " << i << " (index " << fmt::format("{}", fmt::join(unravel(i, ref.shape), ","))
-             << "): got " << got.data[i] << (got.imag.empty() ? "" : fmt::format("{:+}j", got.imag[i]))
-             << ", want " << want << (ref.imag.empty() ? "" : fmt::format("{:+}j", ref.imag[i]))
-             << " (rtol " << tol.rtol << ", atol " << tol.atol << ")";
+             << "element " << i << " (index "
+             << fmt::format("{}", fmt::join(unravel(i, ref.shape), ",")) << "): got " << got.data[i]
+             << (got.imag.empty() ? "" : fmt::format("{:+}j", got.imag[i])) << ", want " << want
+             << (ref.imag.empty() ? "" : fmt::format("{:+}j", ref.imag[i])) << " (rtol " << tol.rtol
+             << ", atol " << tol.atol << ")";
   }
   return ::testing::AssertionSuccess();
 }
@@ -181,7 +193,8 @@ Tensor random_tensor(Shape shape, DType dt, double lo, double hi, uint64_t seed)
     Tensor out = Tensor::empty(shape, kComplex64);
     auto re_v = u.contiguous().to_vector<double>(), im_v = im.contiguous().to_vector<double>();
     auto* p = out.data_ptr<Complex64>();
-    for (size_t i = 0; i < re_v.size(); ++i) p[i] = Complex64(static_cast<float>(re_v[i]), static_cast<float>(im_v[i]));
+    for (size_t i = 0; i < re_v.size(); ++i)
+      p[i] = Complex64(static_cast<float>(re_v[i]), static_cast<float>(im_v[i]));
     return out;
   }
   return u.to(dt);
@@ -212,12 +225,16 @@ std::vector<Sample> unary_samples(DType dt, double lo, double hi) {
 
 std::vector<Sample> binary_samples(DType dt, double lo, double hi) {
   return {
-      {"same shape", {random_tensor({3, 4}, dt, lo, hi, 21), random_tensor({3, 4}, dt, lo, hi, 22)}},
-      {"broadcast row", {random_tensor({3, 4}, dt, lo, hi, 23), random_tensor({4}, dt, lo, hi, 24)}},
-      {"broadcast both", {random_tensor({3, 1}, dt, lo, hi, 25), random_tensor({1, 5}, dt, lo, hi, 26)}},
+      {"same shape",
+       {random_tensor({3, 4}, dt, lo, hi, 21), random_tensor({3, 4}, dt, lo, hi, 22)}},
+      {"broadcast row",
+       {random_tensor({3, 4}, dt, lo, hi, 23), random_tensor({4}, dt, lo, hi, 24)}},
+      {"broadcast both",
+       {random_tensor({3, 1}, dt, lo, hi, 25), random_tensor({1, 5}, dt, lo, hi, 26)}},
       {"0-d with 2-d", {random_tensor({}, dt, lo, hi, 27), random_tensor({2, 3}, dt, lo, hi, 28)}},
       {"empty", {random_tensor({0, 4}, dt, lo, hi, 29), random_tensor({1, 4}, dt, lo, hi, 30)}},
-      {"non-contiguous", {noncontiguous({4, 6}, dt, lo, hi, 31), noncontiguous({4, 6}, dt, lo, hi, 32)}},
+      {"non-contiguous",
+       {noncontiguous({4, 6}, dt, lo, hi, 31), noncontiguous({4, 6}, dt, lo, hi, 32)}},
       {"large", {random_tensor({70000}, dt, lo, hi, 33), random_tensor({70000}, dt, lo, hi, 34)}},
   };
 }
@@ -229,7 +246,8 @@ TEST(OpTable, EveryPrimitiveHasAnEntry) {
   std::vector<std::string> missing;
   for (const auto& p : registry().all())
     if (!covered.count(p.name)) missing.push_back(p.name);
-  EXPECT_TRUE(missing.empty()) << "primitives without a test table entry: " << fmt::format("{}", fmt::join(missing, ", "));
+  EXPECT_TRUE(missing.empty()) << "primitives without a test table entry: "
+                               << fmt::format("{}", fmt::join(missing, ", "));
 }
 
 }  // namespace tessera::test

@@ -57,12 +57,13 @@ struct ErrorCase {
 template <class E>
 ErrorCase expect_error(std::string label, std::string op, std::function<void()> call) {
   return {std::move(label), std::move(call),
-          [](const std::exception& e) { return dynamic_cast<const E*>(&e) != nullptr; }, std::move(op)};
+          [](const std::exception& e) { return dynamic_cast<const E*>(&e) != nullptr; },
+          std::move(op)};
 }
 
 struct OpEntry {
-  std::string prim;                  ///< the primitive this entry covers (registry name)
-  std::vector<DType> dtypes;         ///< dtypes the samples are generated in
+  std::string prim;           ///< the primitive this entry covers (registry name)
+  std::vector<DType> dtypes;  ///< dtypes the samples are generated in
   std::function<std::vector<Sample>(DType)> samples;
   std::function<Tensor(const std::vector<Tensor>&)> op;          ///< calls the public op
   std::function<Ref(const std::vector<Ref>&, DType)> reference;  ///< float64 loops
@@ -94,10 +95,11 @@ std::vector<Sample> unary_samples(DType dt, double lo = -2.0, double hi = 2.0);
 /// non-contiguous, large.
 std::vector<Sample> binary_samples(DType dt, double lo = -2.0, double hi = 2.0);
 
-inline const std::vector<DType> kAllDTypes = {kBool, kUInt8, kInt8, kInt16, kInt32, kInt64,
-                                              kFloat16, kBFloat16, kFloat32, kFloat64, kComplex64};
+inline const std::vector<DType> kAllDTypes = {kBool,    kUInt8,   kInt8,     kInt16,
+                                              kInt32,   kInt64,   kFloat16,  kBFloat16,
+                                              kFloat32, kFloat64, kComplex64};
 inline const std::vector<DType> kFloatDTypes = {kFloat16, kBFloat16, kFloat32, kFloat64};
-inline const std::vector<DType> kRealDTypes = {kUInt8, kInt8, kInt16, kInt32, kInt64,
+inline const std::vector<DType> kRealDTypes = {kUInt8,   kInt8,     kInt16,   kInt32,  kInt64,
                                                kFloat16, kBFloat16, kFloat32, kFloat64};
 inline const std::vector<DType> kIntDTypes = {kUInt8, kInt8, kInt16, kInt32, kInt64};
 

@@ -56,9 +56,9 @@ TEST(Core, HalfAndBFloat16RoundTrip) {
   EXPECT_EQ(Half(1.0f).bits, 0x3c00);
   EXPECT_EQ(Half(-2.0f).bits, 0xc000);
   EXPECT_EQ(Half(65504.0f).bits, 0x7bff);
-  EXPECT_EQ(Half(65520.0f).bits, 0x7c00);          // rounds to inf
-  EXPECT_EQ(Half(5.9604645e-8f).bits, 0x0001);     // smallest subnormal
-  EXPECT_EQ(Half(1.0f + 0x1p-11f).bits, 0x3c00);   // tie rounds to even
+  EXPECT_EQ(Half(65520.0f).bits, 0x7c00);         // rounds to inf
+  EXPECT_EQ(Half(5.9604645e-8f).bits, 0x0001);    // smallest subnormal
+  EXPECT_EQ(Half(1.0f + 0x1p-11f).bits, 0x3c00);  // tie rounds to even
   EXPECT_EQ(Half(1.0f + 3 * 0x1p-11f).bits, 0x3c02);
   EXPECT_TRUE(std::isnan(static_cast<float>(Half(NAN))));
   EXPECT_EQ(static_cast<float>(Half(0.1f)), 0.0999755859375f);
@@ -106,7 +106,8 @@ TEST(Core, ViewOps) {
   Tensor s = t.slice(1, 1, std::nullopt, 2);  // columns 1, 3
   EXPECT_EQ(s.shape(), (Shape{3, 2}));
   EXPECT_EQ(s.to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 5, 7, 9, 11}));
-  EXPECT_EQ(t.slice(0, -2, std::nullopt).to_vector<int64_t>(), (std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(t.slice(0, -2, std::nullopt).to_vector<int64_t>(),
+            (std::vector<int64_t>{4, 5, 6, 7, 8, 9, 10, 11}));
   EXPECT_EQ(t.narrow(1, 2, 2).to_vector<int64_t>(), (std::vector<int64_t>{2, 3, 6, 7, 10, 11}));
   EXPECT_EQ(t.select(1, -1).to_vector<int64_t>(), (std::vector<int64_t>{3, 7, 11}));
   EXPECT_EQ(t.diagonal().to_vector<int64_t>(), (std::vector<int64_t>{0, 5, 10}));
@@ -157,7 +158,11 @@ TEST(Core, ViewErrors) {
   expect_throw_named<IndexError>([&] { t.narrow(1, 2, 2); }, "narrow");
   expect_throw_named<IndexError>([&] { t.as_strided({3, 3}, {3, 1}); }, "as_strided");
   expect_throw_named<ValueError>([&] { zeros({-1}); }, "creation");
-  expect_throw_named<ValueError>([&] { Tensor::empty({int64_t{1} << 40, int64_t{1} << 40}); }, "empty");
+  expect_throw_named<ValueError>(
+      [&] {
+        Tensor::empty({int64_t{1} << 40, int64_t{1} << 40});
+      },
+      "empty");
   expect_throw_named<ShapeError>([&] { zeros({3}).t().mT(); }, "mT");
   expect_throw_named<IndexError>([&] { t.unsqueeze(4); }, "unsqueeze");
 }
@@ -180,7 +185,8 @@ TEST(Core, CopyCastAndClone) {
   Tensor t = tensor<double>({-1.5, 0.0, 2.5, 3.7, 1e20, NAN});
   EXPECT_EQ(t.to(kInt32).to_vector<int32_t>(),
             (std::vector<int32_t>{-1, 0, 2, 3, std::numeric_limits<int32_t>::max(), 0}));
-  EXPECT_EQ(t.to(kBool).to_vector<bool>(), (std::vector<bool>{true, false, true, true, true, true}));
+  EXPECT_EQ(t.to(kBool).to_vector<bool>(),
+            (std::vector<bool>{true, false, true, true, true, true}));
   EXPECT_EQ(t.to(kFloat16).to_vector<float>()[2], 2.5f);
   Tensor c = t.to(kComplex64);
   EXPECT_EQ(c.to_vector<Complex64>()[3], Complex64(3.7f, 0.f));
@@ -246,7 +252,8 @@ TEST(Core, FromBlobWithAndWithoutCopy) {
   EXPECT_EQ(c.to_vector<float>()[1], 2.f);
   bool deleted = false;
   {
-    Tensor owned = from_blob(host.data(), {6}, kFloat32, std::nullopt, [&](void*) { deleted = true; });
+    Tensor owned =
+        from_blob(host.data(), {6}, kFloat32, std::nullopt, [&](void*) { deleted = true; });
   }
   EXPECT_TRUE(deleted);
   EXPECT_THROW(from_blob(nullptr, {2}, kFloat32), ValueError);
@@ -372,7 +379,8 @@ std::vector<Tensor> autograd_layer(const Primitive& p, Inputs in, const Attrs& a
   return redispatch(p, in, a, Layer::Autograd);
 }
 void observer(const KernelEvent& e) {
-  g_trace->push_back(std::string("kernel:") + e.prim->name + ":" + (e.kernel ? std::string(e.kernel->impl) : "view"));
+  g_trace->push_back(std::string("kernel:") + e.prim->name + ":" +
+                     (e.kernel ? std::string(e.kernel->impl) : "view"));
 }
 
 TEST(Core, FunnelLayersRunInOrder) {
@@ -391,8 +399,8 @@ TEST(Core, FunnelLayersRunInOrder) {
   set_layer_handler(Layer::Tracing, nullptr);
   set_layer_handler(Layer::Autograd, nullptr);
   g_trace = nullptr;
-  std::vector<std::string> want{"tracing:fill", "autograd:fill", "kernel:fill:builtin",
-                                "tracing:clone", "autograd:clone", "kernel:clone:builtin",
+  std::vector<std::string> want{"tracing:fill",   "autograd:fill",       "kernel:fill:builtin",
+                                "tracing:clone",  "autograd:clone",      "kernel:clone:builtin",
                                 "autograd:clone", "kernel:clone:builtin"};
   EXPECT_EQ(trace, want);
 }
@@ -401,13 +409,17 @@ TEST(Core, SchedulerRejectsMissingKernelAndMixedDevices) {
   // A primitive whose only kernel does not support the call.
   Registry& r = registry();
   if (!r.find("test_only_f64")) {
-    r.define({.name = "test_only_f64", .kind = PrimKind::Other,
-              .infer = [](Inputs in, const Attrs&) { return std::vector<TensorMeta>{{in[0].shape(), in[0].dtype()}}; }});
-    r.add_kernel("test_only_f64", {DeviceType::CPU, "builtin", [](Inputs, Outputs, const Attrs&) {},
-                                   [](Inputs in, const Attrs&) { return in[0].dtype() == kFloat64; }});
+    r.define(
+        {.name = "test_only_f64", .kind = PrimKind::Other, .infer = [](Inputs in, const Attrs&) {
+           return std::vector<TensorMeta>{{in[0].shape(), in[0].dtype()}};
+         }});
+    r.add_kernel("test_only_f64",
+                 {DeviceType::CPU, "builtin", [](Inputs, Outputs, const Attrs&) {},
+                  [](Inputs in, const Attrs&) { return in[0].dtype() == kFloat64; }});
   }
   EXPECT_NO_THROW(dispatch1(prim("test_only_f64"), {zeros({1}, kFloat64)}));
-  expect_throw_named<NotImplementedError>([] { dispatch1(prim("test_only_f64"), {zeros({1})}); }, "test_only_f64");
+  expect_throw_named<NotImplementedError>([] { dispatch1(prim("test_only_f64"), {zeros({1})}); },
+                                          "test_only_f64");
   expect_throw_named<ValueError>([] { prim("no_such_primitive"); }, "registry");
 }
 

@@ -110,8 +110,9 @@ TEST(Parallel, ReduceMatchesSerialSum) {
       },
       [](int64_t a, int64_t b) { return a + b; });
   EXPECT_EQ(sum, n * (n - 1) / 2);
-  EXPECT_EQ(parallel_reduce(0, 10, 7, [](int64_t, int64_t, int a) { return a + 1; },
-                            [](int a, int b) { return a + b; }),
+  EXPECT_EQ(parallel_reduce(
+                0, 10, 7, [](int64_t, int64_t, int a) { return a + 1; },
+                [](int a, int b) { return a + b; }),
             7);
 }
 
@@ -201,7 +202,8 @@ TEST(TaskGraph, RunsEachNodeAfterAllItsDependencies) {
       }
   g.run();
   EXPECT_EQ(clock.load(), n);
-  for (auto [i, j] : edges) EXPECT_LT(stamp[j], stamp[i]) << i << " ran before its dependency " << j;
+  for (auto [i, j] : edges)
+    EXPECT_LT(stamp[j], stamp[i]) << i << " ran before its dependency " << j;
   for (int i = 0; i < n; ++i) EXPECT_EQ(g.state(id[i]), TaskState::done);
 }
 
@@ -232,7 +234,12 @@ TEST(TaskGraph, FailureSkipsDependentsAndRethrowsTheError) {
   TaskGraph g;
   std::atomic<int> ran_after{0}, ran_independent{0};
   auto bad = g.add([] { throw WorkerError("[bad] broke at 3"); }, "bad");
-  auto mid = g.add([&] { ++ran_after; throw WorkerError("[mid] must not run"); }, "mid", {bad});
+  auto mid = g.add(
+      [&] {
+        ++ran_after;
+        throw WorkerError("[mid] must not run");
+      },
+      "mid", {bad});
   auto last = g.add([&] { ++ran_after; }, "last", {mid});
   auto other = g.add([&] { ++ran_independent; }, "other");
   auto both = g.add([&] { ++ran_after; }, "both", {other, bad});
@@ -252,12 +259,14 @@ TEST(TaskGraph, RethrowsTheFirstErrorInTime) {
   // then), so the first error in time is known.
   TaskGraph g;
   TaskId first = g.add([] { throw ValueError("[first] 1"); }, "first");
-  g.add([&] {
-    auto until = std::chrono::steady_clock::now() + kBoundedWait;
-    while (g.state(first) != TaskState::failed && std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
-    throw IndexError("[second] 2");
-  }, "second");
+  g.add(
+      [&] {
+        auto until = std::chrono::steady_clock::now() + kBoundedWait;
+        while (g.state(first) != TaskState::failed && std::chrono::steady_clock::now() < until)
+          std::this_thread::yield();
+        throw IndexError("[second] 2");
+      },
+      "second");
   EXPECT_EQ(message_of<ValueError>([&] { g.run(); }), "[first] 1");
 }
 
@@ -266,10 +275,12 @@ TEST(TaskGraph, CanBeRunAgain) {
   std::atomic<int> count{0};
   bool fail_once = true;
   auto a = g.add([&] { ++count; }, "a");
-  auto b = g.add([&] {
-    if (std::exchange(fail_once, false)) throw ValueError("[b] first time");
-    ++count;
-  }, "b", {a});
+  auto b = g.add(
+      [&] {
+        if (std::exchange(fail_once, false)) throw ValueError("[b] first time");
+        ++count;
+      },
+      "b", {a});
   auto c = g.add([&] { ++count; }, "c", {b});
   EXPECT_THROW(g.run(), ValueError);
   EXPECT_EQ(count.load(), 1);
@@ -298,7 +309,8 @@ TEST(TaskGraph, CycleIsReportedBeforeAnythingRuns) {
   // The loop is a -> c -> b -> a in some rotation; x is not on it.
   EXPECT_TRUE(msg.find("'a' -> 'c' -> 'b' -> 'a'") != std::string::npos ||
               msg.find("'c' -> 'b' -> 'a' -> 'c'") != std::string::npos ||
-              msg.find("'b' -> 'a' -> 'c' -> 'b'") != std::string::npos) << msg;
+              msg.find("'b' -> 'a' -> 'c' -> 'b'") != std::string::npos)
+      << msg;
   EXPECT_EQ(msg.find("'x'"), std::string::npos) << msg;
   EXPECT_EQ(ran.load(), 0);
   EXPECT_EQ(message_of<ValueError>([&] { g.depend(b, b); }),
@@ -325,10 +337,12 @@ TEST(TaskGraph, RejectsUnknownIds) {
 TEST(TaskGraph, RejectsChangesAndReentryWhileRunning) {
   TaskGraph g;
   std::string add_error, run_error;
-  g.add([&] {
-    add_error = message_of<ValueError>([&] { g.add([] {}); });
-    run_error = message_of<ValueError>([&] { g.run(); });
-  }, "self");
+  g.add(
+      [&] {
+        add_error = message_of<ValueError>([&] { g.add([] {}); });
+        run_error = message_of<ValueError>([&] { g.run(); });
+      },
+      "self");
   g.run();
   EXPECT_NE(add_error.find("[TaskGraph.add] the graph is running"), std::string::npos);
   EXPECT_EQ(run_error, "[TaskGraph.run] the graph is already running");

@@ -8,11 +8,11 @@
 namespace tessera {
 
 struct MemoryStats {
-  int64_t current_bytes = 0;    ///< bytes handed out and not yet returned
-  int64_t peak_bytes = 0;       ///< highest current_bytes since start or reset_peak
-  int64_t cached_bytes = 0;     ///< bytes held in the cache for reuse
-  int64_t num_allocs = 0;       ///< allocation requests served
-  int64_t num_cache_hits = 0;   ///< requests served from the cache
+  int64_t current_bytes = 0;   ///< bytes handed out and not yet returned
+  int64_t peak_bytes = 0;      ///< highest current_bytes since start or reset_peak
+  int64_t cached_bytes = 0;    ///< bytes held in the cache for reuse
+  int64_t num_allocs = 0;      ///< allocation requests served
+  int64_t num_cache_hits = 0;  ///< requests served from the cache
 };
 
 /// A device allocator. Implementations are thread-safe.

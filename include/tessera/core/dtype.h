@@ -10,7 +10,17 @@
 namespace tessera {
 
 enum class DType : uint8_t {
-  Bool, UInt8, Int8, Int16, Int32, Int64, Float16, BFloat16, Float32, Float64, Complex64
+  Bool,
+  UInt8,
+  Int8,
+  Int16,
+  Int32,
+  Int64,
+  Float16,
+  BFloat16,
+  Float32,
+  Float64,
+  Complex64
 };
 inline constexpr int kNumDTypes = 11;
 
@@ -43,18 +53,52 @@ struct TypeTag {
   using type = T;
 };
 
-template <class T> struct dtype_of;
-template <> struct dtype_of<bool> { static constexpr DType value = kBool; };
-template <> struct dtype_of<uint8_t> { static constexpr DType value = kUInt8; };
-template <> struct dtype_of<int8_t> { static constexpr DType value = kInt8; };
-template <> struct dtype_of<int16_t> { static constexpr DType value = kInt16; };
-template <> struct dtype_of<int32_t> { static constexpr DType value = kInt32; };
-template <> struct dtype_of<int64_t> { static constexpr DType value = kInt64; };
-template <> struct dtype_of<Half> { static constexpr DType value = kFloat16; };
-template <> struct dtype_of<BFloat16> { static constexpr DType value = kBFloat16; };
-template <> struct dtype_of<float> { static constexpr DType value = kFloat32; };
-template <> struct dtype_of<double> { static constexpr DType value = kFloat64; };
-template <> struct dtype_of<Complex64> { static constexpr DType value = kComplex64; };
+template <class T>
+struct dtype_of;
+template <>
+struct dtype_of<bool> {
+  static constexpr DType value = kBool;
+};
+template <>
+struct dtype_of<uint8_t> {
+  static constexpr DType value = kUInt8;
+};
+template <>
+struct dtype_of<int8_t> {
+  static constexpr DType value = kInt8;
+};
+template <>
+struct dtype_of<int16_t> {
+  static constexpr DType value = kInt16;
+};
+template <>
+struct dtype_of<int32_t> {
+  static constexpr DType value = kInt32;
+};
+template <>
+struct dtype_of<int64_t> {
+  static constexpr DType value = kInt64;
+};
+template <>
+struct dtype_of<Half> {
+  static constexpr DType value = kFloat16;
+};
+template <>
+struct dtype_of<BFloat16> {
+  static constexpr DType value = kBFloat16;
+};
+template <>
+struct dtype_of<float> {
+  static constexpr DType value = kFloat32;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr DType value = kFloat64;
+};
+template <>
+struct dtype_of<Complex64> {
+  static constexpr DType value = kComplex64;
+};
 template <class T>
 inline constexpr DType dtype_v = dtype_of<T>::value;
 
@@ -62,25 +106,45 @@ inline constexpr DType dtype_v = dtype_of<T>::value;
 template <class F>
 decltype(auto) visit_dtype(DType t, F&& f) {
   switch (t) {
-    case kBool: return f(TypeTag<bool>{});
-    case kUInt8: return f(TypeTag<uint8_t>{});
-    case kInt8: return f(TypeTag<int8_t>{});
-    case kInt16: return f(TypeTag<int16_t>{});
-    case kInt32: return f(TypeTag<int32_t>{});
-    case kInt64: return f(TypeTag<int64_t>{});
-    case kFloat16: return f(TypeTag<Half>{});
-    case kBFloat16: return f(TypeTag<BFloat16>{});
-    case kFloat32: return f(TypeTag<float>{});
-    case kFloat64: return f(TypeTag<double>{});
-    case kComplex64: return f(TypeTag<Complex64>{});
+    case kBool:
+      return f(TypeTag<bool>{});
+    case kUInt8:
+      return f(TypeTag<uint8_t>{});
+    case kInt8:
+      return f(TypeTag<int8_t>{});
+    case kInt16:
+      return f(TypeTag<int16_t>{});
+    case kInt32:
+      return f(TypeTag<int32_t>{});
+    case kInt64:
+      return f(TypeTag<int64_t>{});
+    case kFloat16:
+      return f(TypeTag<Half>{});
+    case kBFloat16:
+      return f(TypeTag<BFloat16>{});
+    case kFloat32:
+      return f(TypeTag<float>{});
+    case kFloat64:
+      return f(TypeTag<double>{});
+    case kComplex64:
+      return f(TypeTag<Complex64>{});
   }
   fail<DTypeError>("visit_dtype", "invalid dtype code {}", static_cast<int>(t));
 }
 
 /// The type arithmetic on T happens in: float for the 16-bit floats, T otherwise.
-template <class T> struct compute_type { using type = T; };
-template <> struct compute_type<Half> { using type = float; };
-template <> struct compute_type<BFloat16> { using type = float; };
+template <class T>
+struct compute_type {
+  using type = T;
+};
+template <>
+struct compute_type<Half> {
+  using type = float;
+};
+template <>
+struct compute_type<BFloat16> {
+  using type = float;
+};
 template <class T>
 using compute_t = typename compute_type<T>::type;
 

@@ -13,14 +13,30 @@ class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-class ShapeError : public Error { using Error::Error; };     ///< incompatible shapes or dims
-class DTypeError : public Error { using Error::Error; };     ///< unsupported or mismatched dtype
-class DeviceError : public Error { using Error::Error; };    ///< wrong, mixed or missing device
-class IndexError : public Error { using Error::Error; };     ///< index out of range
-class ValueError : public Error { using Error::Error; };     ///< bad argument value
-class IOError : public Error { using Error::Error; };        ///< malformed or unreadable file
-class NotBuiltError : public Error { using Error::Error; };  ///< backend not compiled in
-class NotImplementedError : public Error { using Error::Error; };  ///< feature not done yet
+class ShapeError : public Error {
+  using Error::Error;
+};  ///< incompatible shapes or dims
+class DTypeError : public Error {
+  using Error::Error;
+};  ///< unsupported or mismatched dtype
+class DeviceError : public Error {
+  using Error::Error;
+};  ///< wrong, mixed or missing device
+class IndexError : public Error {
+  using Error::Error;
+};  ///< index out of range
+class ValueError : public Error {
+  using Error::Error;
+};  ///< bad argument value
+class IOError : public Error {
+  using Error::Error;
+};  ///< malformed or unreadable file
+class NotBuiltError : public Error {
+  using Error::Error;
+};  ///< backend not compiled in
+class NotImplementedError : public Error {
+  using Error::Error;
+};  ///< feature not done yet
 
 /// Throws E with the message "[op] <formatted>".
 template <class E = Error, class... Args>
@@ -29,9 +45,9 @@ template <class E = Error, class... Args>
 }
 
 /// Throws E("[op] ...") unless cond holds.
-#define TS_CHECK(cond, E, op, ...)                       \
-  do {                                                   \
-    if (!(cond)) ::tessera::fail<E>(op, __VA_ARGS__);    \
+#define TS_CHECK(cond, E, op, ...)                    \
+  do {                                                \
+    if (!(cond)) ::tessera::fail<E>(op, __VA_ARGS__); \
   } while (0)
 
 }  // namespace tessera

@@ -18,9 +18,9 @@ class Scalar {
   template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>, int> = 0>
   Scalar(T v) : kind_(Kind::Int), i_(static_cast<int64_t>(v)) {}  // NOLINT
   template <class T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
-  Scalar(T v) : kind_(Kind::Float), d_(static_cast<double>(v)) {}  // NOLINT
-  Scalar(Half v) : Scalar(static_cast<float>(v)) {}                // NOLINT
-  Scalar(BFloat16 v) : Scalar(static_cast<float>(v)) {}            // NOLINT
+  Scalar(T v) : kind_(Kind::Float), d_(static_cast<double>(v)) {}                        // NOLINT
+  Scalar(Half v) : Scalar(static_cast<float>(v)) {}                                      // NOLINT
+  Scalar(BFloat16 v) : Scalar(static_cast<float>(v)) {}                                  // NOLINT
   Scalar(std::complex<double> v) : kind_(Kind::Complex), d_(v.real()), im_(v.imag()) {}  // NOLINT
   Scalar(std::complex<float> v) : Scalar(std::complex<double>(v)) {}                     // NOLINT
 

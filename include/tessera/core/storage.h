@@ -42,8 +42,8 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0, capacity_ = 0;
   Device device_;
-  Allocator* allocator_ = nullptr;            // null for wrapped memory
-  std::function<void(void*)> deleter_;        // for wrapped memory
+  Allocator* allocator_ = nullptr;      // null for wrapped memory
+  std::function<void(void*)> deleter_;  // for wrapped memory
   std::atomic<uint64_t> version_{0};
   bool released_ = false;
 };

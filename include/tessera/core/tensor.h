@@ -33,9 +33,9 @@ inline constexpr EllipsisT Ellipsis{};
 /// A slice bound: an integer or None.
 struct SliceBound {
   std::optional<int64_t> v;
-  SliceBound(NoneT) {}                                   // NOLINT(google-explicit-constructor)
-  SliceBound(int64_t x) : v(x) {}                        // NOLINT(google-explicit-constructor)
-  SliceBound(int x) : v(x) {}                            // NOLINT(google-explicit-constructor)
+  SliceBound(NoneT) {}             // NOLINT(google-explicit-constructor)
+  SliceBound(int64_t x) : v(x) {}  // NOLINT(google-explicit-constructor)
+  SliceBound(int x) : v(x) {}      // NOLINT(google-explicit-constructor)
 };
 /// Python's start:stop:step.
 struct Slice {
@@ -47,12 +47,12 @@ struct Slice {
 /// One entry of an index expression: int, Slice, None, Ellipsis, or an integer/bool Tensor.
 class TensorIndex {
  public:
-  TensorIndex(int64_t i) : v_(i) {}                      // NOLINT(google-explicit-constructor)
-  TensorIndex(int i) : v_(int64_t{i}) {}                 // NOLINT(google-explicit-constructor)
-  TensorIndex(Slice s) : v_(s) {}                        // NOLINT(google-explicit-constructor)
-  TensorIndex(NoneT n) : v_(n) {}                        // NOLINT(google-explicit-constructor)
-  TensorIndex(EllipsisT e) : v_(e) {}                    // NOLINT(google-explicit-constructor)
-  TensorIndex(const Tensor& t);                          // NOLINT(google-explicit-constructor)
+  TensorIndex(int64_t i) : v_(i) {}       // NOLINT(google-explicit-constructor)
+  TensorIndex(int i) : v_(int64_t{i}) {}  // NOLINT(google-explicit-constructor)
+  TensorIndex(Slice s) : v_(s) {}         // NOLINT(google-explicit-constructor)
+  TensorIndex(NoneT n) : v_(n) {}         // NOLINT(google-explicit-constructor)
+  TensorIndex(EllipsisT e) : v_(e) {}     // NOLINT(google-explicit-constructor)
+  TensorIndex(const Tensor& t);           // NOLINT(google-explicit-constructor)
   const auto& value() const { return v_; }
 
  private:
@@ -75,8 +75,8 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   /// Builds a tensor over existing storage after validating that the view fits inside it.
-  static Tensor make(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
-                     int64_t offset, DType dtype);
+  static Tensor make(std::shared_ptr<Storage> storage, Shape shape, Strides strides, int64_t offset,
+                     DType dtype);
   /// A new contiguous tensor with uninitialized memory.
   static Tensor empty(Shape shape, DType dtype = kFloat32, Device device = Device::cpu());
 
@@ -113,7 +113,9 @@ class Tensor {
   // ---- values ---------------------------------------------------------------------------
   /// The single element as T (throws unless numel()==1).
   template <class T>
-  T item() const { return item().to<T>(); }
+  T item() const {
+    return item().to<T>();
+  }
   Scalar item() const;
   /// A numpy-like printout.
   std::string str() const;
@@ -122,17 +124,17 @@ class Tensor {
   std::vector<T> to_vector() const;
 
   // ---- views (share storage) ------------------------------------------------------------
-  Tensor reshape(Shape shape) const;   ///< a view when strides allow, else a copy; one dim may be -1
-  Tensor view(Shape shape) const;      ///< like reshape but never copies (ShapeError instead)
+  Tensor reshape(Shape shape) const;  ///< a view when strides allow, else a copy; one dim may be -1
+  Tensor view(Shape shape) const;     ///< like reshape but never copies (ShapeError instead)
   Tensor permute(std::vector<int64_t> dims) const;
   Tensor transpose(int64_t d0, int64_t d1) const;
-  Tensor t() const;                    ///< transpose of a 0/1/2-d tensor
-  Tensor mT() const;                   ///< swaps the last two dims
+  Tensor t() const;   ///< transpose of a 0/1/2-d tensor
+  Tensor mT() const;  ///< swaps the last two dims
   Tensor slice(int64_t dim, std::optional<int64_t> start, std::optional<int64_t> stop,
                int64_t step = 1) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
   Tensor select(int64_t dim, int64_t index) const;
-  Tensor expand(Shape shape) const;    ///< -1 keeps a dim
+  Tensor expand(Shape shape) const;  ///< -1 keeps a dim
   Tensor broadcast_to(Shape shape) const;
   Tensor squeeze() const;
   Tensor squeeze(int64_t dim) const;

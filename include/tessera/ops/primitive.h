@@ -16,8 +16,20 @@ namespace tessera {
 
 /// Family of a primitive; drives generic handling (tests, profiler, export).
 enum class PrimKind : uint8_t {
-  Unary, Binary, Ternary, Reduction, Scan, View, Copy, Matmul, Indexing, Shape, Sort, Random,
-  Creation, Other
+  Unary,
+  Binary,
+  Ternary,
+  Reduction,
+  Scan,
+  View,
+  Copy,
+  Matmul,
+  Indexing,
+  Shape,
+  Sort,
+  Random,
+  Creation,
+  Other
 };
 
 /// Output shape and dtype, as inferred before any kernel runs.
@@ -47,10 +59,10 @@ using SupportsFn = bool (*)(Inputs, const Attrs&);
 using ViewFn = std::vector<Tensor> (*)(Inputs, const Attrs&);
 
 /// Autodiff rules, filled by the autograd layer. Written with tensor ops so they compose.
-using VjpFn = std::function<std::vector<Tensor>(Inputs inputs, Inputs outputs,
-                                                Inputs cotangents, const Attrs&)>;
-using JvpFn = std::function<std::vector<Tensor>(Inputs inputs, Inputs outputs,
-                                                Inputs tangents, const Attrs&)>;
+using VjpFn = std::function<std::vector<Tensor>(Inputs inputs, Inputs outputs, Inputs cotangents,
+                                                const Attrs&)>;
+using JvpFn = std::function<std::vector<Tensor>(Inputs inputs, Inputs outputs, Inputs tangents,
+                                                const Attrs&)>;
 using BatchFn = std::function<std::vector<Tensor>(Inputs inputs, std::span<const int64_t> bdims,
                                                   const Attrs&, std::vector<int64_t>& out_bdims)>;
 
@@ -66,9 +78,9 @@ struct Kernel {
 /// Trait bits of a primitive.
 enum PrimTraits : uint32_t {
   kNoTraits = 0,
-  kMutatesInput0 = 1u << 0,     ///< writes into inputs[0] (copy_, index_put_); no new output
-  kNonDifferentiable = 1u << 1, ///< outputs carry no gradient (comparisons, argmax, ...)
-  kRandom = 1u << 2,            ///< consumes generator state
+  kMutatesInput0 = 1u << 0,      ///< writes into inputs[0] (copy_, index_put_); no new output
+  kNonDifferentiable = 1u << 1,  ///< outputs carry no gradient (comparisons, argmax, ...)
+  kRandom = 1u << 2,             ///< consumes generator state
   /// Output sizes depend on the data (unique, nonzero): infer gives a placeholder shape, and
   /// the kernel replaces the output (a prefix view via shrink_output, or a new tensor).
   kDynamicShape = 1u << 3,

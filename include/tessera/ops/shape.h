@@ -19,7 +19,8 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
 Tensor flip(const Tensor& x, const std::vector<int64_t>& dims);
 /// Rolls along dims (flattened when dims is empty).
-Tensor roll(const Tensor& x, const std::vector<int64_t>& shifts, const std::vector<int64_t>& dims = {});
+Tensor roll(const Tensor& x, const std::vector<int64_t>& shifts,
+            const std::vector<int64_t>& dims = {});
 /// torch.Tensor.repeat: repeats.size() >= ndim.
 Tensor repeat(const Tensor& x, const std::vector<int64_t>& repeats);
 /// numpy.tile: pads repeats or the shape with leading ones.

@@ -14,14 +14,14 @@ namespace tessera {
 
 struct DeviceFacts {
   Device device;
-  std::string name;                         ///< e.g. "AMD EPYC ... (2 threads)"
-  std::map<DType, double> peak_flops;       ///< FLOP/s per dtype, matmul-bound
-  double mem_bandwidth = 0;                 ///< bytes/s moved by a copy (read + write)
-  double host_to_device_bandwidth = 0;      ///< bytes/s (0 for the CPU)
-  double device_to_host_bandwidth = 0;      ///< bytes/s (0 for the CPU)
-  double transfer_latency = 0;              ///< seconds per host<->device copy (0 for the CPU)
-  double op_overhead = 0;                   ///< seconds of fixed cost per dispatched op
-  bool measured = false;                    ///< false when injected by hand
+  std::string name;                     ///< e.g. "AMD EPYC ... (2 threads)"
+  std::map<DType, double> peak_flops;   ///< FLOP/s per dtype, matmul-bound
+  double mem_bandwidth = 0;             ///< bytes/s moved by a copy (read + write)
+  double host_to_device_bandwidth = 0;  ///< bytes/s (0 for the CPU)
+  double device_to_host_bandwidth = 0;  ///< bytes/s (0 for the CPU)
+  double transfer_latency = 0;          ///< seconds per host<->device copy (0 for the CPU)
+  double op_overhead = 0;               ///< seconds of fixed cost per dispatched op
+  bool measured = false;                ///< false when injected by hand
 
   /// Peak FLOP/s for dtype (falls back to float32's figure, then 0).
   double peak(DType dt) const;

@@ -8,7 +8,7 @@ namespace tessera {
 struct BuildInfo {
   std::string version;
   std::string compiler;
-  std::string blas_vendor;          ///< e.g. "OpenBLAS 0.3.21" or "none"
+  std::string blas_vendor;            ///< e.g. "OpenBLAS 0.3.21" or "none"
   std::vector<std::string> backends;  ///< built backends, e.g. {"cpu", "cuda"}
   bool cuda_built = false;
 };

@@ -42,7 +42,9 @@ T parallel_reduce(int64_t n, int64_t grain, T identity, Reduce reduce_fn, Combin
   if (n <= 0) return identity;
   grain = std::max<int64_t>(grain, 1);
   const int64_t chunks = (n + grain - 1) / grain;
-  struct Slot { T value; };  // not vector<bool>: each chunk writes its own object
+  struct Slot {
+    T value;
+  };  // not vector<bool>: each chunk writes its own object
   std::vector<Slot> parts(static_cast<size_t>(chunks), Slot{identity});
   detail::parallel_chunks(chunks, [&](int64_t c) {
     const int64_t b = c * grain;

@@ -144,8 +144,10 @@ auto launch(F&& fn) -> Future<std::invoke_result_t<std::decay_t<F>&>> {
   // shared_ptr makes move-only callables fit in std::function.
   auto f = std::make_shared<std::decay_t<F>>(std::forward<F>(fn));
   fut.job_ = std::make_shared<detail::AsyncJob>([f, slot = fut.slot_] {
-    if constexpr (std::is_void_v<T>) (*f)();
-    else slot->emplace((*f)());
+    if constexpr (std::is_void_v<T>)
+      (*f)();
+    else
+      slot->emplace((*f)());
   });
   detail::submit(fut.job_);
   return fut;

@@ -9,12 +9,14 @@ namespace tessera::cpu {
 
 Strides broadcast_strides(const Tensor& t, const Shape& out, std::string_view op) {
   const auto nd = static_cast<int64_t>(out.size()), td = t.dim();
-  if (td > nd) fail<ShapeError>(op, "cannot broadcast shape {} to {}", shape_str(t.shape()), shape_str(out));
+  if (td > nd)
+    fail<ShapeError>(op, "cannot broadcast shape {} to {}", shape_str(t.shape()), shape_str(out));
   Strides s(out.size(), 0);
   for (int64_t i = 0; i < td; ++i) {
     int64_t o = nd - td + i;
     int64_t sz = t.shape()[i];
-    if (sz == out[o]) s[o] = t.strides()[i];
+    if (sz == out[o])
+      s[o] = t.strides()[i];
     else if (sz != 1)
       fail<ShapeError>(op, "cannot broadcast shape {} to {}", shape_str(t.shape()), shape_str(out));
   }
@@ -31,19 +33,22 @@ void convert_into(const Tensor& src, const Tensor& dst, std::string_view op) {
     const int64_t n = static_cast<int64_t>(dst.nbytes());
     auto* d = static_cast<char*>(dst.raw_data());
     const auto* s = static_cast<const char*>(src.raw_data());
-    parallel_for(n, int64_t{1} << 20, [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
+    parallel_for(n, int64_t{1} << 20,
+                 [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
     return;
   }
-  auto plan = make_plan<2>(dst.shape(), {static_cast<char*>(dst.raw_data()), static_cast<char*>(src.raw_data())},
-                           {dst.strides().data(), ss.data()},
-                           {static_cast<int64_t>(dst.itemsize()), static_cast<int64_t>(src.itemsize())}, op);
+  auto plan = make_plan<2>(
+      dst.shape(), {static_cast<char*>(dst.raw_data()), static_cast<char*>(src.raw_data())},
+      {dst.strides().data(), ss.data()},
+      {static_cast<int64_t>(dst.itemsize()), static_cast<int64_t>(src.itemsize())}, op);
   visit_dtype(dst.dtype(), [&](auto dt) {
     using D = typename decltype(dt)::type;
     visit_dtype(src.dtype(), [&](auto st) {
       using S = typename decltype(st)::type;
       for_each_row(plan, [](std::array<char*, 2> p, std::array<int64_t, 2> s, int64_t n) {
         for (int64_t i = 0; i < n; ++i)
-          *reinterpret_cast<D*>(p[0] + i * s[0]) = convert<D>(*reinterpret_cast<const S*>(p[1] + i * s[1]));
+          *reinterpret_cast<D*>(p[0] + i * s[0]) =
+              convert<D>(*reinterpret_cast<const S*>(p[1] + i * s[1]));
       });
     });
   });

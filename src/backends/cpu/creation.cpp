@@ -26,7 +26,8 @@ void fill_kernel(Inputs, Outputs out, const Attrs& a) {
   const Scalar& v = a.get<Scalar>("value");
   visit_dtype(out[0].dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T x = convert<T>(v.to<std::conditional_t<std::is_same_v<T, Complex64>, Complex64, double>>());
+    const T x =
+        convert<T>(v.to<std::conditional_t<std::is_same_v<T, Complex64>, Complex64, double>>());
     T* p = static_cast<T*>(out[0].raw_data());
     std::fill(p, p + out[0].numel(), x);
   });
@@ -49,7 +50,8 @@ void linspace_kernel(Inputs, Outputs out, const Attrs& a) {
   // Symmetric evaluation from both ends (as PyTorch) so the last value is exactly `end`.
   generate(out[0], [&](int64_t i, auto tag) {
     using T = typename decltype(tag)::type;
-    double v = i < (n + 1) / 2 ? s + step * static_cast<double>(i) : e - step * static_cast<double>(n - 1 - i);
+    double v = i < (n + 1) / 2 ? s + step * static_cast<double>(i)
+                               : e - step * static_cast<double>(n - 1 - i);
     return convert<T>(v);
   });
 }
@@ -71,8 +73,11 @@ inline double unit53(uint32_t a, uint32_t b) {
 struct Draw {
   uint64_t seed, offset;
   explicit Draw(const Attrs& a)
-      : seed(static_cast<uint64_t>(a.get<int64_t>("seed"))), offset(static_cast<uint64_t>(a.get<int64_t>("offset"))) {}
-  std::array<uint32_t, 4> at(int64_t i) const { return philox_at(seed, offset + static_cast<uint64_t>(i)); }
+      : seed(static_cast<uint64_t>(a.get<int64_t>("seed"))),
+        offset(static_cast<uint64_t>(a.get<int64_t>("offset"))) {}
+  std::array<uint32_t, 4> at(int64_t i) const {
+    return philox_at(seed, offset + static_cast<uint64_t>(i));
+  }
 };
 
 void uniform_kernel(Inputs, Outputs out, const Attrs& a) {
@@ -137,9 +142,14 @@ void register_creation_kernels(Registry& r) {
     const char* name;
     KernelFn fn;
   };
-  for (const Entry& e : {Entry{"fill", fill_kernel}, {"arange", arange_kernel}, {"linspace", linspace_kernel},
-                         {"eye", eye_kernel}, {"uniform", uniform_kernel}, {"normal", normal_kernel},
-                         {"randint", randint_kernel}, {"bernoulli", bernoulli_kernel}})
+  for (const Entry& e : {Entry{"fill", fill_kernel},
+                         {"arange", arange_kernel},
+                         {"linspace", linspace_kernel},
+                         {"eye", eye_kernel},
+                         {"uniform", uniform_kernel},
+                         {"normal", normal_kernel},
+                         {"randint", randint_kernel},
+                         {"bernoulli", bernoulli_kernel}})
     r.add_kernel(e.name, {DeviceType::CPU, "builtin", e.fn});
 }
 

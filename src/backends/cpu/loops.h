@@ -14,7 +14,7 @@ inline constexpr int kMaxLoopDims = 16;
 
 template <int N>
 struct LoopPlan {
-  int ndim = 0;                                   // after coalescing; innermost last
+  int ndim = 0;  // after coalescing; innermost last
   std::array<int64_t, kMaxLoopDims> shape{};
   std::array<std::array<int64_t, kMaxLoopDims>, N> strides{};  // bytes
   std::array<char*, N> base{};
@@ -113,8 +113,10 @@ inline To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
     return v;
   } else if constexpr (std::is_same_v<From, Complex64>) {
-    if constexpr (std::is_same_v<To, bool>) return v != Complex64(0, 0);
-    else return convert<To>(v.real());
+    if constexpr (std::is_same_v<To, bool>)
+      return v != Complex64(0, 0);
+    else
+      return convert<To>(v.real());
   } else if constexpr (std::is_same_v<To, Complex64>) {
     return Complex64(static_cast<float>(static_cast<compute_t<From>>(v)), 0.f);
   } else if constexpr (std::is_same_v<To, bool>) {
