@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "loops.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/parallel.h"
 
@@ -43,18 +44,6 @@ Geometry geometry(const Tensor& a, const Tensor& b, const Tensor& c) {
   g.b_batch = batch_strides(b, g.batch);
   g.a_rs = a.stride(-2), g.a_cs = a.stride(-1), g.b_rs = b.stride(-2), g.b_cs = b.stride(-1);
   return g;
-}
-
-// Element offsets of matrix i of the batch in a and b.
-std::pair<int64_t, int64_t> batch_offsets(const Geometry& g, int64_t i) {
-  int64_t oa = 0, ob = 0;
-  for (size_t d = g.batch.size(); d-- > 0;) {
-    const int64_t idx = i % g.batch[d];
-    i /= g.batch[d];
-    oa += idx * g.a_batch[d];
-    ob += idx * g.b_batch[d];
-  }
-  return {oa, ob};
 }
 
 // ---- BLAS ----------------------------------------------------------------------------------
@@ -182,7 +171,7 @@ void blas_matmul(const Tensor& ta, const Tensor& tb, const Tensor& tc) {
     std::vector<T> sa, sb;
     int64_t pa_off = -1, pb_off = -1;
     for (int64_t i = begin; i < end; ++i) {
-      const auto [oa, ob] = batch_offsets(g, i);
+      const auto [oa, ob] = flat_offsets(i, g.batch, g.a_batch, g.b_batch);
       const auto [pa, la] = a.at(oa, sa, pa_off);
       const auto [pb, lb] = b.at(ob, sb, pb_off);
       Blas<T>::gemm(la.trans, lb.trans, as_int(g.m), as_int(g.n), as_int(g.k), pa, as_int(la.ld),
@@ -300,7 +289,7 @@ void builtin_matmul(const Tensor& ta, const Tensor& tb, const Tensor& tc) {
                  std::vector<acc_t<T>> acc, panel;
                  for (int64_t t = t0; t < t1; ++t) {
                    const int64_t i = t / blocks, r0 = (t % blocks) * kRowBlock;
-                   const auto [oa, ob] = batch_offsets(g, i);
+                   const auto [oa, ob] = flat_offsets(i, g.batch, g.a_batch, g.b_batch);
                    builtin_rows<T>(g, a + oa, b + ob, c + i * g.m * g.n, r0,
                                    std::min(g.m, r0 + kRowBlock), acc, panel);
                  }

@@ -59,6 +59,20 @@ LoopPlan<N> make_plan(const Shape& shape, const std::array<char*, N>& base,
   return p;
 }
 
+/// Element offsets in two operands of the row-major flat index i over `shape`, given each
+/// operand's element strides for those dims (batch loops in matmul, line loops in sort).
+inline std::pair<int64_t, int64_t> flat_offsets(int64_t i, const Shape& shape, const Strides& s0,
+                                                const Strides& s1) {
+  int64_t o0 = 0, o1 = 0;
+  for (size_t d = shape.size(); d-- > 0;) {
+    const int64_t idx = i % shape[d];
+    i /= shape[d];
+    o0 += idx * s0[d];
+    o1 += idx * s1[d];
+  }
+  return {o0, o1};
+}
+
 /// Calls inner(ptrs, inner_strides, n) for the rows covering flat indices [begin, end).
 template <int N, class F>
 void run_plan(const LoopPlan<N>& p, int64_t begin, int64_t end, F&& inner) {

@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "loops.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/parallel.h"
 
@@ -33,17 +34,6 @@ Lines lines_along(const Tensor& x, const Tensor& out, int64_t dim) {
     l.in_step = x.stride(dim), l.out_step = out.stride(dim);
   }
   return l;
-}
-
-std::pair<int64_t, int64_t> line_offsets(const Lines& l, int64_t i) {
-  int64_t oi = 0, oo = 0;
-  for (size_t d = l.outer.size(); d-- > 0;) {
-    const int64_t idx = i % l.outer[d];
-    i /= l.outer[d];
-    oi += idx * l.in_outer[d];
-    oo += idx * l.out_outer[d];
-  }
-  return {oi, oo};
 }
 
 // Sort keys: the compute type (float for 16-bit floats); bytes for bool (vector<bool> has no
@@ -100,7 +90,7 @@ void sort_lines(const Tensor& x, const Tensor* values, const Tensor& indices, in
         std::vector<K> keys(static_cast<size_t>(l.len));
         std::vector<int64_t> idx;
         for (int64_t i = b; i < e; ++i) {
-          const auto [oi, oo] = line_offsets(l, i);
+          const auto [oi, oo] = flat_offsets(i, l.outer, l.in_outer, l.out_outer);
           for (int64_t j = 0; j < l.len; ++j) keys[j] = static_cast<K>(in[oi + j * l.in_step]);
           order_line(keys, idx, k, descending);
           for (int64_t j = 0; j < k; ++j) {
