@@ -1,4 +1,4 @@
-// The one list of op families and backend kernel sets, registered in this order.
+// The one list of op families, backend kernel sets and autodiff rules, registered in this order.
 #include "tessera/ops/primitive.h"
 
 namespace tessera {
@@ -15,12 +15,21 @@ namespace cpu {
 #define TS_DECLARE_CPU(f) void register_##f##_kernels(Registry&);
 TS_KERNEL_FAMILIES(TS_DECLARE_CPU)
 }  // namespace cpu
+namespace rules {
+#define TS_RULE_FAMILIES(X) \
+  X(copy) X(view) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort)
+#define TS_DECLARE_RULES(f) void register_##f##_rules(Registry&);
+TS_RULE_FAMILIES(TS_DECLARE_RULES)
+}  // namespace rules
 
 void register_all(Registry& r) {
 #define TS_PRIMS(f) register_##f##_prims(r);
 #define TS_CPU(f) cpu::register_##f##_kernels(r);
   TS_FAMILIES(TS_PRIMS)
   TS_KERNEL_FAMILIES(TS_CPU)
+  // Autodiff rules last: a rule may refer to any primitive.
+#define TS_RULES(f) rules::register_##f##_rules(r);
+  TS_RULE_FAMILIES(TS_RULES)
 }
 
 }  // namespace tessera

@@ -298,4 +298,15 @@ Tensor triu(const Tensor& x, int64_t diagonal) {
   return dispatch1(p, {x}, {{"diagonal", diagonal}});
 }
 
+Tensor movedim(const Tensor& x, int64_t from, int64_t to) {
+  from = wrap_dim(from, x.dim(), "movedim");
+  to = wrap_dim(to, x.dim(), "movedim");
+  if (from == to) return x;
+  std::vector<int64_t> perm;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != from) perm.push_back(d);
+  perm.insert(perm.begin() + to, from);
+  return x.permute(perm);
+}
+
 }  // namespace tessera

@@ -29,6 +29,8 @@ Tensor tile(const Tensor& x, const std::vector<int64_t>& reps);
 /// mode "constant", "reflect" or "replicate".
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, std::string_view mode = "constant",
            double value = 0.0);
+/// Moves dim `from` to position `to`, keeping the order of the others (a view).
+Tensor movedim(const Tensor& x, int64_t from, int64_t to);
 Tensor tril(const Tensor& x, int64_t diagonal = 0);
 Tensor triu(const Tensor& x, int64_t diagonal = 0);
 

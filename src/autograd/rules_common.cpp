@@ -1,0 +1,102 @@
+// Helpers shared by the rule files, and the generic rules (linear jvp, elementwise batching).
+#include <algorithm>
+
+#include "autograd/rules.h"
+#include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
+#include "tessera/ops/reduce.h"
+
+namespace tessera::rules {
+
+bool is_differentiable(DType dt) { return is_floating(dt) || dt == kComplex64; }
+
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const int64_t lead = g.dim() - static_cast<int64_t>(shape.size());
+  if (lead < 0)
+    fail<ShapeError>("sum_to", "cannot sum {} down to {}", shape_str(g.shape()), shape_str(shape));
+  Dims dims;
+  for (int64_t d = 0; d < lead; ++d) dims.push_back(d);
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (shape[d] == 1 && g.shape()[lead + d] != 1) dims.push_back(lead + static_cast<int64_t>(d));
+  Tensor s = dims.empty() ? g : sum(g, dims, /*keepdim=*/true);
+  return s.reshape(shape);
+}
+
+Tensor or_zeros(const Tensor& t, const Tensor& like) { return t.defined() ? t : zeros_like(like); }
+
+Tensor add_opt(const Tensor& a, const Tensor& b) {
+  if (!a.defined()) return b;
+  if (!b.defined()) return a;
+  return add(a, b);
+}
+
+Tensor to_dtype(const Tensor& g, DType dtype) {
+  return g.defined() && g.dtype() != dtype ? cast(g, dtype) : g;
+}
+
+JvpFn jvp_linear(const Primitive& p) {
+  return [&p](Inputs in, Inputs out, Inputs tangents, const Attrs& a) {
+    std::vector<Tensor> args(in.begin(), in.end());
+    bool any = false;
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (!is_differentiable(in[i].dtype())) continue;
+      any = any || tangents[i].defined();
+      args[i] = or_zeros(tangents[i], in[i]);
+    }
+    std::vector<Tensor> res(out.size());
+    if (!any) return res;
+    std::vector<Tensor> t = dispatch(p, args, a);
+    for (size_t o = 0; o < out.size(); ++o)
+      if (is_differentiable(out[o].dtype())) res[o] = std::move(t[o]);
+    return res;
+  };
+}
+
+int64_t batch_size(Inputs in, std::span<const int64_t> bdims, std::string_view op) {
+  int64_t b = -1;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (bdims[i] < 0) continue;
+    const int64_t n = in[i].shape()[bdims[i]];
+    if (b >= 0 && n != b)
+      fail<ShapeError>(op, "vmap: batched inputs have batch sizes {} and {}", b, n);
+    b = n;
+  }
+  if (b < 0) fail<ValueError>(op, "vmap batch rule called without a batched input");
+  return b;
+}
+
+Tensor bdim_to_front(const Tensor& x, int64_t bdim) { return bdim <= 0 ? x : movedim(x, bdim, 0); }
+
+Tensor batched_front(const Tensor& x, int64_t bdim, int64_t batch) {
+  if (bdim >= 0) return bdim_to_front(x, bdim);
+  Shape s = x.shape();
+  s.insert(s.begin(), batch);
+  return x.unsqueeze(0).expand(s);
+}
+
+std::vector<Tensor> align_for_broadcast(Inputs in, std::span<const int64_t> bdims) {
+  int64_t rank = 0;
+  for (size_t i = 0; i < in.size(); ++i) rank = std::max(rank, logical_rank(in[i], bdims[i]));
+  std::vector<Tensor> out(in.begin(), in.end());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (bdims[i] < 0) continue;
+    Tensor x = bdim_to_front(in[i], bdims[i]);
+    Shape s = x.shape();
+    s.insert(s.begin() + 1, rank - logical_rank(in[i], bdims[i]), 1);
+    out[i] = x.reshape(s);
+  }
+  return out;
+}
+
+BatchFn batch_elementwise(const Primitive& p) {
+  return [&p](Inputs in, std::span<const int64_t> bdims, const Attrs& a,
+              std::vector<int64_t>& out_bdims) {
+    std::vector<Tensor> args = align_for_broadcast(in, bdims);
+    std::vector<Tensor> out = dispatch(p, args, a);
+    out_bdims.assign(out.size(), 0);
+    return out;
+  };
+}
+
+}  // namespace tessera::rules
