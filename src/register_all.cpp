@@ -20,6 +20,7 @@ namespace rules {
   X(copy) X(view) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort)
 #define TS_DECLARE_RULES(f) void register_##f##_rules(Registry&);
 TS_RULE_FAMILIES(TS_DECLARE_RULES)
+void register_vjp_skips(Registry&);
 }  // namespace rules
 
 void register_all(Registry& r) {
@@ -30,6 +31,7 @@ void register_all(Registry& r) {
   // Autodiff rules last: a rule may refer to any primitive.
 #define TS_RULES(f) rules::register_##f##_rules(r);
   TS_RULE_FAMILIES(TS_RULES)
+  rules::register_vjp_skips(r);
 }
 
 }  // namespace tessera

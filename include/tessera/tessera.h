@@ -1,5 +1,7 @@
 #pragma once
 // Tessera: one include for the whole C++ API.
+#include "tessera/autograd/autograd.h"
+#include "tessera/autograd/transforms.h"
 #include "tessera/core/device.h"
 #include "tessera/core/dtype.h"
 #include "tessera/core/error.h"

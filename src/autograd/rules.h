@@ -38,6 +38,9 @@ Tensor add_opt(const Tensor& a, const Tensor& b);
 /// Casts g to dtype when they differ (gradients follow their input's dtype).
 Tensor to_dtype(const Tensor& g, DType dtype);
 
+/// A zero tensor with t's shape and dtype that owns one element (see VjpSkips).
+Tensor stand_in(const Tensor& t);
+
 // ---- generic rules ---------------------------------------------------------------------
 /// jvp of a primitive that is linear in its floating inputs (views, shape ops, sum, add,
 /// gather in its source, ...): the primitive applied to the tangents, with zeros for
@@ -70,5 +73,7 @@ void register_view_rules(Registry& r);
 void register_shape_rules(Registry& r);
 void register_indexing_rules(Registry& r);
 void register_copy_rules(Registry& r);
+/// Marks what each vjp rule does not read (Primitive::vjp_skips); runs after the families.
+void register_vjp_skips(Registry& r);
 
 }  // namespace tessera::rules

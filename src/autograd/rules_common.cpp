@@ -35,6 +35,8 @@ Tensor to_dtype(const Tensor& g, DType dtype) {
   return g.defined() && g.dtype() != dtype ? cast(g, dtype) : g;
 }
 
+Tensor stand_in(const Tensor& t) { return zeros({}, t.dtype()).expand(t.shape()); }
+
 JvpFn jvp_linear(const Primitive& p) {
   return [&p](Inputs in, Inputs out, Inputs tangents, const Attrs& a) {
     std::vector<Tensor> args(in.begin(), in.end());
@@ -97,6 +99,34 @@ BatchFn batch_elementwise(const Primitive& p) {
     out_bdims.assign(out.size(), 0);
     return out;
   };
+}
+
+void register_vjp_skips(Registry& r) {
+  // Linear in their floating inputs: the vjp needs only shapes (and index inputs).
+  for (const char* name :
+       {"view",      "permute",    "slice",        "select", "expand",  "squeeze",     "unsqueeze",
+        "diagonal",  "clone",      "cast",         "copy_",  "add",     "sub",         "neg",
+        "sum",       "mean",       "cat",          "flip",   "roll",    "repeat",      "pad",
+        "tril",      "triu",       "index_select", "gather", "scatter", "scatter_add", "index",
+        "index_put", "index_put_", "masked_fill",  "cumsum"})
+    r.get(name).vjp_skips = kVjpSkipsFloatInputs | kVjpSkipsOutputs;
+  r.get("as_strided").vjp_skips = kVjpSkipsOutputs;                    // reads the input's strides
+  r.get("where").vjp_skips = kVjpSkipsFloatInputs | kVjpSkipsOutputs;  // reads the condition
+  // Derivatives written with the inputs only.
+  for (const char* name :
+       {"abs",       "acos",   "asin",    "atan",     "atan2",  "clamp", "cos",
+        "cosh",      "erf",    "gelu",    "lerp",     "log",    "log1p", "log2",
+        "logsumexp", "matmul", "maximum", "minimum",  "mul",    "prod",  "remainder",
+        "silu",      "sin",    "sinh",    "softplus", "square", "var"})
+    r.get(name).vjp_skips = kVjpSkipsOutputs;
+  // Derivatives written with the outputs only (indices of max_dim/min_dim are outputs).
+  for (const char* name :
+       {"exp", "exp2", "expm1", "log_softmax", "max_dim", "min_dim", "reciprocal", "relu", "rsqrt",
+        "sigmoid", "softmax", "sqrt", "tan", "tanh"})
+    r.get(name).vjp_skips = kVjpSkipsFloatInputs;
+  // Piecewise constant: zero gradients need neither.
+  for (const char* name : {"ceil", "floor", "round", "sign", "trunc"})
+    r.get(name).vjp_skips = kVjpSkipsFloatInputs | kVjpSkipsOutputs;
 }
 
 }  // namespace tessera::rules

@@ -1,8 +1,39 @@
 // Autodiff rules (vjp, jvp, vmap batching) for the linalg primitives. Conventions: rules.h.
+//
+// The matmul primitive sees operands of at least 2 dims (the public op lifts 1-d operands and
+// drops the added dim afterwards, so those views carry their own rules) whose batch dims
+// (all but the last two) broadcast.
 #include "autograd/rules.h"
+#include "tessera/ops/linalg.h"
 
 namespace tessera::rules {
+namespace {
 
-void register_linalg_rules(Registry& r) { (void)r; }
+void set_matmul(Primitive& p) {
+  // out = a @ b: da = ct @ b^T, db = a^T @ ct, each summed over the batch dims it was
+  // broadcast along. (Complex operands would need conjugates; there is no conj op yet.)
+  p.vjp = [](Inputs in, Inputs, Inputs ct, const Attrs&) {
+    const Tensor &a = in[0], &b = in[1];
+    std::vector<Tensor> g(2);
+    if (!is_differentiable(a.dtype())) return g;
+    g[0] = sum_to(matmul(ct[0], b.mT()), a.shape());
+    g[1] = sum_to(matmul(a.mT(), ct[0]), b.shape());
+    return g;
+  };
+  // Bilinear: d(a @ b) = da @ b + a @ db.
+  p.jvp = [](Inputs in, Inputs, Inputs t, const Attrs&) {
+    Tensor ta = t[0].defined() ? matmul(t[0], in[1]) : Tensor();
+    Tensor tb = t[1].defined() ? matmul(in[0], t[1]) : Tensor();
+    return std::vector<Tensor>{add_opt(ta, tb)};
+  };
+  // Batched operands get the batch dim in front and size-1 dims up to the larger logical rank,
+  // so the primitive's own batch broadcasting pairs them (unbatched operands broadcast from the
+  // right): exactly the elementwise alignment.
+  p.batch = batch_elementwise(p);
+}
+
+}  // namespace
+
+void register_linalg_rules(Registry& r) { set_matmul(r.get("matmul")); }
 
 }  // namespace tessera::rules

@@ -116,6 +116,11 @@ bool Tensor::is_contiguous() const {
 
 void* Tensor::raw_data() const {
   if (!defined()) fail<ValueError>("data_ptr", "tensor is undefined");
+  if (impl().batched)
+    fail<ValueError>("data_ptr",
+                     "a tensor inside vmap (logical shape {}) has no data of its own: return it "
+                     "from the vmapped function instead of reading it",
+                     shape_str(shape()));
   const auto& st = *storage();
   if (st.released())
     fail<ValueError>("data_ptr", "the storage of this tensor (shape {}) was freed",

@@ -203,18 +203,32 @@ Tensor& assign_result(Tensor& self, const Tensor& r, std::string_view op) {
                      shape_str(self.shape()), shape_str(r.shape()));
   return self.copy_(r);
 }
+
+// self as the operand of an in-place op whose backward reads it: the copy_ that follows
+// would change what the recorded op saved, so under recording it reads a snapshot.
+Tensor snapshot_if_recorded(const Tensor& self) {
+  return autograd::is_grad_enabled() && self.requires_grad() ? self.clone() : self;
+}
 }  // namespace
 
 Tensor& Tensor::add_(const Tensor& o) { return assign_result(*this, add(*this, o), "add_"); }
 Tensor& Tensor::add_(const Scalar& o) { return assign_result(*this, add(*this, o), "add_"); }
 Tensor& Tensor::sub_(const Tensor& o) { return assign_result(*this, sub(*this, o), "sub_"); }
 Tensor& Tensor::sub_(const Scalar& o) { return assign_result(*this, sub(*this, o), "sub_"); }
-Tensor& Tensor::mul_(const Tensor& o) { return assign_result(*this, mul(*this, o), "mul_"); }
-Tensor& Tensor::mul_(const Scalar& o) { return assign_result(*this, mul(*this, o), "mul_"); }
-Tensor& Tensor::div_(const Tensor& o) { return assign_result(*this, div(*this, o), "div_"); }
-Tensor& Tensor::div_(const Scalar& o) { return assign_result(*this, div(*this, o), "div_"); }
+Tensor& Tensor::mul_(const Tensor& o) {
+  return assign_result(*this, mul(snapshot_if_recorded(*this), o), "mul_");
+}
+Tensor& Tensor::mul_(const Scalar& o) {
+  return assign_result(*this, mul(snapshot_if_recorded(*this), o), "mul_");
+}
+Tensor& Tensor::div_(const Tensor& o) {
+  return assign_result(*this, div(snapshot_if_recorded(*this), o), "div_");
+}
+Tensor& Tensor::div_(const Scalar& o) {
+  return assign_result(*this, div(snapshot_if_recorded(*this), o), "div_");
+}
 Tensor& Tensor::clamp_(std::optional<Scalar> lo, std::optional<Scalar> hi) {
-  return assign_result(*this, clamp(*this, lo, hi), "clamp_");
+  return assign_result(*this, clamp(snapshot_if_recorded(*this), lo, hi), "clamp_");
 }
 Tensor& Tensor::masked_fill_(const Tensor& mask, const Scalar& v) {
   return assign_result(*this, masked_fill(*this, mask, v), "masked_fill_");

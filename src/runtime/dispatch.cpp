@@ -14,7 +14,8 @@ namespace {
 constexpr int kNumLayers = static_cast<int>(Layer::kCount);
 std::array<std::atomic<LayerFn>, kNumLayers> g_handlers{};
 std::atomic<KernelObserver> g_observer{nullptr};
-thread_local uint32_t t_active = 0;
+// Grad mode is on by default: the autograd layer starts active on every thread.
+thread_local uint32_t t_active = 1u << static_cast<int>(Layer::Autograd);
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -84,7 +85,7 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   } else {
     pl.kernel->fn(in, out, attrs);
   }
-  if (p.has(kMutatesInput0)) in[0].storage()->bump_version();
+  if (p.has(kMutatesInput0)) in[0].storage()->bump_version(p.name);
   if (observed) notify(p, in, out, attrs, pl.kernel, pl.device, t0);
   return out;
 }
@@ -104,6 +105,11 @@ std::vector<Tensor> dispatch(const Primitive& p, Inputs inputs, const Attrs& att
   return run_from(p, inputs, attrs, 0);
 }
 
+std::vector<Tensor> dispatch(const Primitive& p, std::initializer_list<Tensor> inputs,
+                             const Attrs& attrs) {
+  return dispatch(p, Inputs(inputs.begin(), inputs.size()), attrs);
+}
+
 Tensor dispatch1(const Primitive& p, Inputs inputs, const Attrs& attrs) {
   return std::move(dispatch(p, inputs, attrs)[0]);
 }
@@ -118,6 +124,10 @@ std::vector<Tensor> redispatch(const Primitive& p, Inputs inputs, const Attrs& a
 
 void set_layer_handler(Layer layer, LayerFn fn) {
   g_handlers[static_cast<int>(layer)].store(fn, std::memory_order_release);
+}
+
+LayerFn layer_handler(Layer layer) {
+  return g_handlers[static_cast<int>(layer)].load(std::memory_order_acquire);
 }
 
 void set_layer_active(Layer layer, bool on) {

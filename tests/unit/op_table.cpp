@@ -1,5 +1,6 @@
 #include "op_table.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -237,6 +238,14 @@ std::vector<Sample> binary_samples(DType dt, double lo, double hi) {
        {noncontiguous({4, 6}, dt, lo, hi, 31), noncontiguous({4, 6}, dt, lo, hi, 32)}},
       {"large", {random_tensor({70000}, dt, lo, hi, 33), random_tensor({70000}, dt, lo, hi, 34)}},
   };
+}
+
+bool has_ties_or_nan(const Tensor& x) {
+  std::vector<double> v = x.to_vector<double>();
+  for (double d : v)
+    if (std::isnan(d)) return true;
+  std::sort(v.begin(), v.end());
+  return std::adjacent_find(v.begin(), v.end()) != v.end();
 }
 
 // Every primitive in the registry has at least one entry in the test table.

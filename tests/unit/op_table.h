@@ -95,6 +95,11 @@ std::vector<Sample> unary_samples(DType dt, double lo = -2.0, double hi = 2.0);
 /// non-contiguous, large.
 std::vector<Sample> binary_samples(DType dt, double lo = -2.0, double hi = 2.0);
 
+/// Sorting and selection have kinks where values tie or are NaN: no derivative there, so
+/// derivative checks skip such samples.
+inline bool is_selection(const std::string& prim) { return prim == "sort" || prim == "topk"; }
+bool has_ties_or_nan(const Tensor& x);
+
 inline const std::vector<DType> kAllDTypes = {kBool,    kUInt8,   kInt8,     kInt16,
                                               kInt32,   kInt64,   kFloat16,  kBFloat16,
                                               kFloat32, kFloat64, kComplex64};

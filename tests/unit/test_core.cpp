@@ -386,6 +386,7 @@ void observer(const KernelEvent& e) {
 TEST(Core, FunnelLayersRunInOrder) {
   std::vector<std::string> trace;
   g_trace = &trace;
+  const LayerFn real_autograd = layer_handler(Layer::Autograd);
   set_layer_handler(Layer::Tracing, tracing_layer);
   set_layer_handler(Layer::Autograd, autograd_layer);
   set_kernel_observer(observer);
@@ -397,7 +398,8 @@ TEST(Core, FunnelLayersRunInOrder) {
   set_layer_active(Layer::Autograd, false);
   set_kernel_observer(nullptr);
   set_layer_handler(Layer::Tracing, nullptr);
-  set_layer_handler(Layer::Autograd, nullptr);
+  set_layer_handler(Layer::Autograd, real_autograd);
+  autograd::set_grad_enabled(true);  // grad mode is the autograd layer's bit: restore it
   g_trace = nullptr;
   std::vector<std::string> want{"tracing:fill",   "autograd:fill",       "kernel:fill:builtin",
                                 "tracing:clone",  "autograd:clone",      "kernel:clone:builtin",

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string_view>
 
 #include "tessera/core/allocator.h"
 #include "tessera/core/device.h"
@@ -36,7 +37,13 @@ class Storage {
 
   /// Bumped by every in-place write, so autograd can detect stale saved tensors.
   uint64_t version() const { return version_.load(std::memory_order_relaxed); }
-  void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
+  /// `writer` names the op that wrote (kept for autograd's error messages).
+  void bump_version(std::string_view writer = {}) {
+    version_.fetch_add(1, std::memory_order_relaxed);
+    last_writer_ = writer;
+  }
+  /// The op behind the last in-place write (empty if none).
+  std::string_view last_writer() const { return last_writer_; }
 
  private:
   void* data_ = nullptr;
@@ -46,6 +53,7 @@ class Storage {
   std::function<void(void*)> deleter_;  // for wrapped memory
   std::atomic<uint64_t> version_{0};
   bool released_ = false;
+  std::string_view last_writer_;  // names of primitives live for the whole process
 };
 
 }  // namespace tessera

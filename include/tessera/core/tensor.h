@@ -2,6 +2,7 @@
 // Tensor: a cheap shared handle to (storage, shape, strides, offset, dtype, autograd metadata).
 // Views share storage. Every computation goes through the dispatch funnel (runtime/dispatch.h).
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -67,6 +68,7 @@ struct TensorImpl {
   int64_t offset = 0;  // in elements
   DType dtype = kFloat32;
   std::shared_ptr<AutogradMeta> autograd;  // null until autograd needs it
+  bool batched = false;  // a logical tensor inside vmap: its values live in autograd->batch
 };
 
 class Tensor {
@@ -171,6 +173,29 @@ class Tensor {
   /// Assignment through an index expression: t[idx] = value (broadcast).
   Tensor& index_put_(const std::vector<TensorIndex>& idx, const Tensor& value);
   Tensor& index_put_(const std::vector<TensorIndex>& idx, const Scalar& value);
+
+  // ---- autograd (src/autograd; free functions in autograd/autograd.h) ----------------------
+  bool requires_grad() const;
+  /// Marks a leaf as requiring grad (floating and complex dtypes only).
+  Tensor& requires_grad_(bool on = true);
+  /// True for tensors not produced by a recorded op (those that require grad collect .grad).
+  bool is_leaf() const;
+  /// The accumulated gradient of a leaf (or of a tensor that retains grad); undefined before.
+  Tensor grad() const;
+  void set_grad(const Tensor& g);
+  /// Gradients of this tensor with respect to the leaves, accumulated into their .grad.
+  /// A non-scalar tensor needs `gradient` (the vector of the vector-Jacobian product).
+  void backward(const Tensor& gradient = {}, bool retain_graph = false,
+                bool create_graph = false) const;
+  /// Shares storage, has no history and does not require grad.
+  Tensor detach() const;
+  /// Keeps .grad for a non-leaf after backward.
+  void retain_grad() const;
+  bool retains_grad() const;
+  /// Calls hook with the gradient of this tensor when it is computed; a defined return value
+  /// replaces the gradient. Returns an id for remove_hook.
+  int64_t register_hook(std::function<Tensor(const Tensor&)> hook) const;
+  void remove_hook(int64_t id) const;
 
   // ---- common reductions as methods ------------------------------------------------------
   Tensor sum(std::vector<int64_t> dims = {}, bool keepdim = false) const;

@@ -93,6 +93,15 @@ inline void shrink_output(Tensor& out, int64_t n) {
   out = Tensor::make(out.storage(), std::move(s), out.strides(), out.offset(), out.dtype());
 }
 
+/// What a vjp rule does not read, so the autograd node need not keep it (and an in-place
+/// change to it later is no error). Unkept tensors reach the rule as zero stand-ins of the
+/// right shape and dtype; the rule checker feeds the same stand-ins, so a wrong claim fails.
+enum VjpSkips : uint8_t {
+  kVjpReadsAll = 0,
+  kVjpSkipsFloatInputs = 1u << 0,  ///< values of floating inputs (indices are always kept)
+  kVjpSkipsOutputs = 1u << 1,
+};
+
 struct Primitive {
   std::string name;
   PrimKind kind = PrimKind::Other;
@@ -103,6 +112,7 @@ struct Primitive {
   VjpFn vjp;
   JvpFn jvp;
   BatchFn batch;
+  uint8_t vjp_skips = kVjpReadsAll;
   std::vector<Kernel> kernels;
 
   bool has(PrimTraits t) const { return (traits & t) != 0; }

@@ -10,6 +10,8 @@ namespace tessera {
 
 /// Runs a primitive through every active layer and returns its outputs.
 std::vector<Tensor> dispatch(const Primitive& p, Inputs inputs, const Attrs& attrs = {});
+std::vector<Tensor> dispatch(const Primitive& p, std::initializer_list<Tensor> inputs,
+                             const Attrs& attrs = {});
 /// Convenience for single-output primitives.
 Tensor dispatch1(const Primitive& p, Inputs inputs, const Attrs& attrs = {});
 Tensor dispatch1(const Primitive& p, std::initializer_list<Tensor> inputs, const Attrs& attrs = {});
@@ -23,6 +25,7 @@ using LayerFn = std::vector<Tensor> (*)(const Primitive&, Inputs, const Attrs&);
 
 /// Installs the handler of a layer (the layer's own module does this once).
 void set_layer_handler(Layer layer, LayerFn fn);
+LayerFn layer_handler(Layer layer);
 /// Turns a layer on or off for the calling thread (e.g. grad mode, an active vmap level).
 void set_layer_active(Layer layer, bool on);
 bool layer_active(Layer layer);

@@ -1,0 +1,282 @@
+// The backward engine: dependency counts by an explicit-stack walk, then nodes run in an
+// order where each runs once all gradients for it have arrived (latest-created first). No
+// recursion anywhere, so a chain of a million ops needs no more stack than a chain of one.
+#include <cmath>
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/graph.h"
+#include "autograd/rules.h"
+#include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
+#include "tessera/ops/reduce.h"
+
+namespace tessera::autograd {
+namespace {
+
+thread_local std::string_view t_backward_op;
+
+struct Task {
+  std::unordered_map<Node*, int> deps;
+  std::unordered_map<Node*, std::vector<Tensor>> buffers;
+  std::unordered_set<Node*> runs;  // nodes whose apply() runs
+};
+
+// Every node reachable from the roots.
+std::vector<Node*> reachable(const std::vector<Edge>& roots) {
+  std::vector<Node*> order, stack;
+  std::unordered_set<Node*> seen;
+  for (const Edge& r : roots)
+    if (r.node && seen.insert(r.node.get()).second) stack.push_back(r.node.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    order.push_back(n);
+    for (const Edge& e : n->next)
+      if (e.node && seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+  }
+  return order;
+}
+
+// For autograd::grad: the nodes from which a captured node can be reached (the only ones
+// worth running). Iterative post-order over the reachable set.
+std::unordered_set<Node*> needed_for(const std::vector<Node*>& nodes,
+                                     const std::unordered_set<Node*>& targets) {
+  std::unordered_set<Node*> needed, done;
+  for (Node* start : nodes) {
+    if (done.count(start)) continue;
+    std::vector<std::pair<Node*, size_t>> stack{{start, 0}};
+    done.insert(start);
+    while (!stack.empty()) {
+      auto& [n, i] = stack.back();
+      if (i < n->next.size()) {
+        Node* c = n->next[i++].node.get();
+        if (c && done.insert(c).second) stack.push_back({c, 0});
+        continue;
+      }
+      bool need = targets.count(n) > 0;
+      for (const Edge& e : n->next) need = need || (e.node && needed.count(e.node.get()));
+      if (need) needed.insert(n);
+      stack.pop_back();
+    }
+  }
+  return needed;
+}
+
+void accumulate(std::vector<Tensor>& buf, uint32_t slot, const Tensor& g) {
+  if (buf[slot].defined())
+    buf[slot] = add(buf[slot], g);
+  else
+    buf[slot] = g;
+}
+
+void check_anomaly(const Node& n, const std::vector<Tensor>& res) {
+  for (size_t i = 0; i < res.size(); ++i) {
+    if (!res[i].defined() || !is_floating(res[i].dtype())) continue;
+    NoGradGuard no_grad;
+    if (!all(isfinite(res[i])).item<bool>())
+      fail<ValueError>(n.name(),
+                       "anomaly mode: the backward of '{}' produced a NaN or Inf gradient for "
+                       "its input {} (shape {})",
+                       n.forward_name(), i, shape_str(res[i].shape()));
+  }
+}
+
+// Zeros for the slots nobody sent a gradient to, when some other slot got one.
+bool fill_missing(const Node& n, std::vector<Tensor>& grads) {
+  bool any = false;
+  for (const Tensor& g : grads) any = any || g.defined();
+  if (!any) return false;
+  for (size_t s = 0; s < grads.size(); ++s)
+    if (!grads[s].defined() && rules::is_differentiable(n.out_meta[s].dtype))
+      grads[s] = zeros(n.out_meta[s].shape, n.out_meta[s].dtype);
+  return true;
+}
+
+class GradModeScope {
+ public:
+  explicit GradModeScope(bool on) : prev_(is_grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeScope() { set_grad_enabled(prev_); }
+  GradModeScope(const GradModeScope&) = delete;
+  GradModeScope& operator=(const GradModeScope&) = delete;
+
+ private:
+  bool prev_;
+};
+
+class BackwardOpScope {
+ public:
+  explicit BackwardOpScope(std::string_view op) : prev_(t_backward_op) { t_backward_op = op; }
+  ~BackwardOpScope() { t_backward_op = prev_; }
+  BackwardOpScope(const BackwardOpScope&) = delete;
+  BackwardOpScope& operator=(const BackwardOpScope&) = delete;
+
+ private:
+  std::string_view prev_;
+};
+
+}  // namespace
+
+std::string_view current_backward_op() { return t_backward_op; }
+
+std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vector<Tensor>& seeds,
+                                 const std::vector<Edge>& capture, bool retain_graph,
+                                 bool create_graph, bool allow_unused) {
+  GradModeScope grad_mode(create_graph);
+  const bool capturing = !capture.empty();
+  std::vector<Node*> nodes = reachable(roots);
+  std::unordered_set<Node*> targets;
+  for (const Edge& c : capture) targets.insert(c.node.get());
+  Task task;
+  if (capturing) {
+    std::unordered_set<Node*> needed = needed_for(nodes, targets);
+    for (Node* n : needed)  // accumulators have side effects: grad() never runs them
+      if (!dynamic_cast<AccumulateGrad*>(n)) task.runs.insert(n);
+  } else {
+    task.runs.insert(nodes.begin(), nodes.end());
+  }
+  for (Node* n : task.runs)
+    for (const Edge& e : n->next)
+      if (e.node && (task.runs.count(e.node.get()) || targets.count(e.node.get())))
+        ++task.deps[e.node.get()];
+
+  auto buffer = [&](Node* n) -> std::vector<Tensor>& {
+    auto [it, fresh] = task.buffers.try_emplace(n);
+    if (fresh) it->second.resize(n->out_meta.size());
+    return it->second;
+  };
+  using Ready = std::pair<uint64_t, Node*>;
+  std::priority_queue<Ready> ready;
+  std::unordered_set<Node*> queued;
+  for (size_t r = 0; r < roots.size(); ++r) {
+    if (!roots[r].node) continue;
+    accumulate(buffer(roots[r].node.get()), roots[r].slot, seeds[r]);
+    Node* n = roots[r].node.get();
+    if (!task.deps.count(n) && queued.insert(n).second) ready.push({n->seq, n});
+  }
+
+  std::vector<Tensor> captured(capture.size());
+  std::vector<bool> reached(capture.size(), false);
+  while (!ready.empty()) {
+    Node* n = ready.top().second;
+    ready.pop();
+    std::vector<Tensor> grads = std::move(buffer(n));
+    task.buffers.erase(n);
+    for (bool retain_hooks : {false, true})  // retain_grad keeps what the others leave
+      for (auto& [id, hook] : n->pre_hooks) {
+        Tensor& g = grads[hook.first];
+        if (!g.defined() || (id == 0) != retain_hooks) continue;
+        Tensor r = hook.second(g);
+        if (r.defined()) g = r;
+      }
+    if (auto* acc = dynamic_cast<AccumulateGrad*>(n)) {  // leaf hooks
+      if (auto impl = acc->leaf.lock(); impl && impl->autograd && grads[0].defined())
+        for (auto& [id, hook] : impl->autograd->hooks) {
+          (void)id;
+          Tensor r = hook(grads[0]);
+          if (r.defined()) grads[0] = r;
+        }
+    }
+    for (size_t c = 0; c < capture.size(); ++c)
+      if (capture[c].node.get() == n) {
+        reached[c] = true;
+        captured[c] = grads[capture[c].slot];
+      }
+    if (!task.runs.count(n)) continue;
+    std::vector<Tensor> res;
+    if (fill_missing(*n, grads)) {
+      const std::string fwd = n->forward_name();
+      BackwardOpScope tag(fwd);
+      res = n->apply(grads);
+      if (is_anomaly_enabled()) check_anomaly(*n, res);
+    }
+    if (!retain_graph) n->release();
+    for (size_t i = 0; i < n->next.size(); ++i) {
+      Node* c = n->next[i].node.get();
+      auto it = c ? task.deps.find(c) : task.deps.end();
+      if (it == task.deps.end()) continue;
+      if (i < res.size() && res[i].defined()) accumulate(buffer(c), n->next[i].slot, res[i]);
+      if (--it->second == 0 && queued.insert(c).second) ready.push({c->seq, c});
+    }
+  }
+  for (size_t c = 0; c < capture.size(); ++c) {
+    if (!reached[c] && !allow_unused)
+      fail<ValueError>("autograd.grad",
+                       "input {} is not used to compute the outputs; pass allow_unused=true "
+                       "to get an undefined gradient for it",
+                       c);
+    if (reached[c] && !captured[c].defined()) {
+      const OutMeta& m = capture[c].node->out_meta[capture[c].slot];
+      captured[c] = zeros(m.shape, m.dtype);
+    }
+  }
+  return captured;
+}
+
+namespace {
+
+std::vector<Tensor> seeds_for(const std::vector<Tensor>& outputs,
+                              const std::vector<Tensor>& grad_outputs, std::string_view op) {
+  if (!grad_outputs.empty() && grad_outputs.size() != outputs.size())
+    fail<ValueError>(op, "got {} gradients for {} outputs", grad_outputs.size(), outputs.size());
+  std::vector<Tensor> seeds;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& out = outputs[i];
+    if (!needs_grad(out))
+      fail<ValueError>(op,
+                       "output {} (shape {}) does not require grad and has no grad_fn: no "
+                       "recorded op connects it to a tensor that requires grad",
+                       i, shape_str(out.shape()));
+    Tensor g = grad_outputs.empty() ? Tensor() : grad_outputs[i];
+    if (!g.defined()) {
+      if (out.numel() != 1)
+        fail<ValueError>(op,
+                         "a gradient can be created implicitly only for scalar outputs; "
+                         "output {} has shape {}: pass a gradient of that shape",
+                         i, shape_str(out.shape()));
+      g = ones_like(out);
+    } else if (g.shape() != out.shape()) {
+      fail<ShapeError>(op, "gradient of shape {} for output {} of shape {}", shape_str(g.shape()),
+                       i, shape_str(out.shape()));
+    }
+    seeds.push_back(g);
+  }
+  return seeds;
+}
+
+std::vector<Edge> edges_of(const std::vector<Tensor>& ts) {
+  std::vector<Edge> e;
+  for (const Tensor& t : ts) e.push_back(edge_of(t));
+  return e;
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
+              bool retain_graph, bool create_graph) {
+  std::vector<Tensor> seeds = seeds_for(outputs, grad_outputs, "backward");
+  run_backward(edges_of(outputs), seeds, {}, retain_graph || create_graph, create_graph, true);
+}
+
+std::vector<Tensor> grad(const std::vector<Tensor>& outputs, const std::vector<Tensor>& inputs,
+                         const std::vector<Tensor>& grad_outputs, GradOptions opt) {
+  std::vector<Tensor> seeds = seeds_for(outputs, grad_outputs, "autograd.grad");
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (!needs_grad(inputs[i]))
+      fail<ValueError>("autograd.grad",
+                       "input {} (shape {}) does not require grad; call requires_grad_() on it "
+                       "before computing the outputs",
+                       i, shape_str(inputs[i].shape()));
+  if (inputs.empty())
+    fail<ValueError>("autograd.grad", "no inputs to differentiate with respect to");
+  return run_backward(edges_of(outputs), seeds, edges_of(inputs),
+                      opt.retain_graph || opt.create_graph, opt.create_graph, opt.allow_unused);
+}
+
+std::string grad_fn_name(const Tensor& t) {
+  const AutogradMeta* m = meta_if(t);
+  return m && m->grad_fn ? m->grad_fn->name() : std::string();
+}
+
+}  // namespace tessera::autograd

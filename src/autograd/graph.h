@@ -1,0 +1,158 @@
+#pragma once
+// The autograd graph (internal): per-tensor metadata, nodes, edges, saved tensors, and the
+// thread-local modes. See docs/design/autograd.md.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tessera/autograd/autograd.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera {
+
+namespace autograd {
+struct Node;
+
+/// Where a gradient goes: input slot `slot` of `node` (the node's forward output number).
+struct Edge {
+  std::shared_ptr<Node> node;
+  uint32_t slot = 0;
+  bool valid() const { return node != nullptr; }
+};
+
+/// Shape and dtype of a forward output, to make zero gradients for outputs nobody used.
+struct OutMeta {
+  Shape shape;
+  DType dtype;
+};
+
+using GradHook = std::function<Tensor(const Tensor&)>;
+
+/// A backward step. One node per recorded forward op; `next[i]` is where the gradient of
+/// forward input i goes. apply() maps gradients of the forward outputs (one per slot) to
+/// gradients of the forward inputs (one per edge).
+struct Node : std::enable_shared_from_this<Node> {
+  std::vector<Edge> next;
+  std::vector<OutMeta> out_meta;
+  /// Hooks on the gradient arriving at a slot (tensor hooks of non-leaves, retain_grad).
+  std::vector<std::pair<int64_t, std::pair<uint32_t, GradHook>>> pre_hooks;
+  uint64_t seq = 0;  ///< creation order
+
+  Node();
+  virtual ~Node();
+  virtual std::vector<Tensor> apply(std::vector<Tensor>& grads) = 0;
+  virtual std::string name() const = 0;
+  /// Drops saved tensors (after a backward without retain_graph).
+  virtual void release() {}
+  /// Forward mode computed the tangent of output `slot` after this node saved it: forward
+  /// over reverse needs it on the saved copy too.
+  virtual void note_output_tangent(uint32_t slot, int level, const Tensor& tangent) {
+    (void)slot, (void)level, (void)tangent;
+  }
+  /// The forward op this node differentiates (for the profiler and anomaly messages).
+  virtual std::string forward_name() const { return name(); }
+};
+
+/// Accumulates into a leaf's .grad (the graph's sinks).
+struct AccumulateGrad final : Node {
+  std::weak_ptr<TensorImpl> leaf;
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& t);
+  std::vector<Tensor> apply(std::vector<Tensor>& grads) override;
+  std::string name() const override { return "accumulate_grad"; }
+};
+
+/// A tensor kept for backward, with the storage version at save time. Outputs of the node
+/// that saves them are kept without history (that would be a reference cycle) and given it
+/// back on unpack.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  SavedTensor(const Tensor& t, bool is_output_of_saver);
+  /// The tensor, after checking it was not modified in place since it was saved.
+  Tensor unpack(const std::shared_ptr<Node>& saver, uint32_t output_nr,
+                std::string_view saver_name) const;
+  void reset();
+  bool defined() const { return t_.defined(); }
+  /// Adds a tangent (without reverse history) to a saved output.
+  void add_tangent(int level, const Tensor& tangent);
+
+ private:
+  Tensor t_;
+  uint64_t version_ = 0;
+  bool is_output_ = false;
+};
+
+}  // namespace autograd
+
+namespace autograd {
+/// A tensor inside vmap: `value` holds the examples along dim `bdim` at vmap level `level`.
+struct Batched {
+  int level;
+  int64_t bdim;
+  Tensor value;
+};
+}  // namespace autograd
+
+/// Per-tensor transform state (TensorImpl::autograd): reverse mode, forward mode, vmap.
+struct AutogradMeta {
+  bool requires_grad = false;  ///< set on leaves by requires_grad_(); non-leaves have grad_fn
+  Tensor grad;
+  std::shared_ptr<autograd::Node> grad_fn;
+  uint32_t output_nr = 0;
+  std::weak_ptr<autograd::Node> accumulator;  ///< a leaf's AccumulateGrad (weak: no cycle)
+  bool retains_grad = false;
+  std::vector<std::pair<int64_t, autograd::GradHook>> hooks;  ///< leaf hooks
+  /// Forward-mode tangents, one per active jvp level: (level, tangent).
+  std::vector<std::pair<int, Tensor>> tangents;
+  /// Views: the tensor whose storage this one views (the root base), for in-place on views.
+  Tensor view_base;
+  /// Set on the logical tensors vmap hands to the function (TensorImpl::batched).
+  std::shared_ptr<autograd::Batched> batch;
+};
+
+namespace autograd {
+
+/// The tensor's meta, created when absent.
+AutogradMeta& meta_of(const Tensor& t);
+inline AutogradMeta* meta_if(const Tensor& t) { return t.impl().autograd.get(); }
+/// Whether t takes part in the reverse graph (leaf requiring grad or has grad_fn).
+inline bool needs_grad(const Tensor& t) {
+  const AutogradMeta* m = t.defined() ? meta_if(t) : nullptr;
+  return m && (m->requires_grad || m->grad_fn);
+}
+/// The edge a gradient for t flows into (its grad_fn, or its leaf accumulator).
+Edge edge_of(const Tensor& t);
+/// Lets t die without recursing into a long chain of history (see Node::~Node).
+void bury_tensor(Tensor&& t);
+/// A new handle to t's data with no autograd state at all.
+Tensor plain_alias(const Tensor& t);
+
+// ---- forward mode -------------------------------------------------------------------------
+/// The innermost jvp level visible to ops now (0 = none).
+int fwd_top_level();
+/// Opens a new jvp level and returns it; close with pop_fwd_level.
+int push_fwd_level();
+void pop_fwd_level(int level);
+/// Hides levels above `level` while a jvp rule runs (returns the previous top).
+int set_fwd_top(int level);
+/// t's tangent at level (undefined when none).
+Tensor tangent_at(const Tensor& t, int level);
+void set_tangent(const Tensor& t, int level, const Tensor& tangent);
+
+// ---- the engine ---------------------------------------------------------------------------
+/// Backward from roots (edges with their seed gradients). With `capture`, returns the
+/// gradients arriving at those edges instead of running accumulators.
+std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vector<Tensor>& seeds,
+                                 const std::vector<Edge>& capture, bool retain_graph,
+                                 bool create_graph, bool allow_unused);
+
+/// The forward op of the backward node running on this thread ("" outside backward): the
+/// profiler attributes backward kernels to it.
+std::string_view current_backward_op();
+
+/// Recomputes grad-mode + forward-level state into the funnel's Autograd layer bit.
+void refresh_layer_bit();
+
+}  // namespace autograd
+}  // namespace tessera
