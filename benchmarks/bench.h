@@ -43,5 +43,7 @@ void print(const std::vector<Record>& records, bool json);
 std::vector<Record> run_core(const Options& opt);
 /// `tessera bench scheduler`: auto placement vs fixed, kernel choice vs each kernel forced.
 std::vector<Record> run_scheduler(const Options& opt);
+/// `tessera bench autograd`: tiny-op chain, matmul backward vs two matmuls, grad-mode cost.
+std::vector<Record> run_autograd(const Options& opt);
 
 }  // namespace tessera::bench

@@ -15,8 +15,6 @@
 namespace tessera::autograd {
 namespace {
 
-thread_local std::string_view t_backward_op;
-
 struct Task {
   std::unordered_map<Node*, int> deps;
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
@@ -107,8 +105,8 @@ class GradModeScope {
 
 class BackwardOpScope {
  public:
-  explicit BackwardOpScope(std::string_view op) : prev_(t_backward_op) { t_backward_op = op; }
-  ~BackwardOpScope() { t_backward_op = prev_; }
+  explicit BackwardOpScope(std::string_view op) : prev_(backward_op()) { set_backward_op(op); }
+  ~BackwardOpScope() { set_backward_op(prev_); }
   BackwardOpScope(const BackwardOpScope&) = delete;
   BackwardOpScope& operator=(const BackwardOpScope&) = delete;
 
@@ -117,8 +115,6 @@ class BackwardOpScope {
 };
 
 }  // namespace
-
-std::string_view current_backward_op() { return t_backward_op; }
 
 std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vector<Tensor>& seeds,
                                  const std::vector<Edge>& capture, bool retain_graph,
@@ -247,7 +243,10 @@ std::vector<Tensor> seeds_for(const std::vector<Tensor>& outputs,
 
 std::vector<Edge> edges_of(const std::vector<Tensor>& ts) {
   std::vector<Edge> e;
-  for (const Tensor& t : ts) e.push_back(edge_of(t));
+  for (const Tensor& t : ts) {
+    refresh_view_history(t);
+    e.push_back(edge_of(t));
+  }
   return e;
 }
 

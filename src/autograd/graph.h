@@ -107,6 +107,9 @@ struct AutogradMeta {
   std::vector<std::pair<int, Tensor>> tangents;
   /// Views: the tensor whose storage this one views (the root base), for in-place on views.
   Tensor view_base;
+  /// In-place writes through views rebase the base's history: the base counts them, and a
+  /// view made before a rebase gets its history regenerated from the base when next used.
+  uint32_t rebases = 0, base_rebases_seen = 0;
   /// Set on the logical tensors vmap hands to the function (TensorImpl::batched).
   std::shared_ptr<autograd::Batched> batch;
 };
@@ -123,6 +126,9 @@ inline bool needs_grad(const Tensor& t) {
 }
 /// The edge a gradient for t flows into (its grad_fn, or its leaf accumulator).
 Edge edge_of(const Tensor& t);
+/// A view whose base was rebased (written in place through another view) since the view was
+/// made: gives it history as "these elements of the base" again.
+void refresh_view_history(const Tensor& t);
 /// Lets t die without recursing into a long chain of history (see Node::~Node).
 void bury_tensor(Tensor&& t);
 /// A new handle to t's data with no autograd state at all.
@@ -146,10 +152,6 @@ void set_tangent(const Tensor& t, int level, const Tensor& tangent);
 std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vector<Tensor>& seeds,
                                  const std::vector<Edge>& capture, bool retain_graph,
                                  bool create_graph, bool allow_unused);
-
-/// The forward op of the backward node running on this thread ("" outside backward): the
-/// profiler attributes backward kernels to it.
-std::string_view current_backward_op();
 
 /// Recomputes grad-mode + forward-level state into the funnel's Autograd layer bit.
 void refresh_layer_bit();

@@ -113,10 +113,37 @@ struct CopySlices final : Node {
   }
 };
 
+}  // namespace
+
+void refresh_view_history(const Tensor& t) {
+  AutogradMeta* m = t.defined() ? meta_if(t) : nullptr;
+  if (!m || !m->view_base.defined()) return;
+  const AutogradMeta* bm = meta_if(m->view_base);
+  if (!bm || bm->rebases == m->base_rebases_seen) return;
+  m->base_rebases_seen = bm->rebases;
+  if (!needs_grad(m->view_base)) return;
+  Tensor pos;
+  {
+    NoGradGuard no_grad;
+    pos = view_positions(m->view_base, t, "view");
+  }
+  auto vb = std::make_shared<ViewOfBase>(m->view_base.shape(), pos);
+  vb->out_meta.push_back({t.shape(), t.dtype()});
+  vb->next.push_back(edge_of(m->view_base));
+  m->grad_fn = vb;
+  m->output_nr = 0;
+  m->requires_grad = false;
+}
+
+namespace {
+
 bool any_needs_grad(Inputs in) {
-  for (const Tensor& t : in)
-    if (needs_grad(t)) return true;
-  return false;
+  bool any = false;
+  for (const Tensor& t : in) {
+    refresh_view_history(t);
+    any = any || needs_grad(t);
+  }
+  return any;
 }
 
 // The root tensor whose storage a view shares (views of views share the first base).
@@ -149,12 +176,14 @@ void rebase_view(const Primitive& p, const Tensor& view, const std::shared_ptr<P
   AutogradMeta& bm = meta_of(base);
   bm.grad_fn = cs;
   bm.output_nr = 0;
+  ++bm.rebases;
   auto vb = std::make_shared<ViewOfBase>(base.shape(), pos);
   vb->out_meta.push_back({view.shape(), view.dtype()});
   vb->next.push_back({cs, 0});
   AutogradMeta& vm = meta_of(view);
   vm.grad_fn = vb;
   vm.output_nr = 0;
+  vm.base_rebases_seen = bm.rebases;
 }
 
 void record(const Primitive& p, Inputs in, const Attrs& a, std::span<const Tensor> out) {
@@ -197,8 +226,15 @@ std::vector<Tensor> reverse_layer(const Primitive& p, Inputs in, const Attrs& a)
   std::vector<Tensor> out = redispatch(p, in, a, Layer::Autograd);
   if (rec) record(p, in, a, out);
   // Views remember their base, so a later in-place write through them reaches the base.
-  if (grad_on && p.view && !in.empty())
-    for (Tensor& o : out) meta_of(o).view_base = root_base(in[0]);
+  if (grad_on && p.view && !in.empty()) {
+    const Tensor base = root_base(in[0]);
+    const AutogradMeta* bm = meta_if(base);
+    for (Tensor& o : out) {
+      AutogradMeta& om = meta_of(o);
+      om.view_base = base;
+      om.base_rebases_seen = bm ? bm->rebases : 0;
+    }
+  }
   return out;
 }
 

@@ -27,7 +27,8 @@
 
 namespace tessera::rules {
 
-/// Whether tensors of this dtype carry gradients (floating and complex types).
+/// Whether tensors of this dtype carry gradients (floating types; complex autograd is not
+/// implemented).
 bool is_differentiable(DType dt);
 /// Sums g down to `shape` (undoes broadcasting: leading dims and dims of size 1).
 Tensor sum_to(const Tensor& g, const Shape& shape);

@@ -1,14 +1,18 @@
 // Helpers shared by the rule files, and the generic rules (linear jvp, elementwise batching).
 #include <algorithm>
+#include <array>
 
 #include "autograd/rules.h"
+#include "tessera/autograd/autograd.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
 
 namespace tessera::rules {
 
-bool is_differentiable(DType dt) { return is_floating(dt) || dt == kComplex64; }
+// Complex autograd is not implemented: complex tensors carry no gradients (and cannot be
+// marked requires_grad), so no rule is ever asked for one.
+bool is_differentiable(DType dt) { return is_floating(dt); }
 
 Tensor sum_to(const Tensor& g, const Shape& shape) {
   if (g.shape() == shape) return g;
@@ -35,7 +39,19 @@ Tensor to_dtype(const Tensor& g, DType dtype) {
   return g.defined() && g.dtype() != dtype ? cast(g, dtype) : g;
 }
 
-Tensor stand_in(const Tensor& t) { return zeros({}, t.dtype()).expand(t.shape()); }
+Tensor stand_in(const Tensor& t) {
+  if (t.device() != Device::cpu())
+    return zeros({}, TensorOptions(t.dtype(), t.device())).expand(t.shape());
+  // One zero element per dtype and thread, viewed with zero strides: no dispatch, no
+  // allocation per recorded op.
+  thread_local std::array<Tensor, kNumDTypes> zero;
+  Tensor& z = zero[static_cast<size_t>(t.dtype())];
+  if (!z.defined()) {
+    autograd::NoGradGuard no_grad;
+    z = zeros({1}, t.dtype());
+  }
+  return Tensor::make(z.storage(), t.shape(), Strides(t.shape().size(), 0), 0, t.dtype());
+}
 
 JvpFn jvp_linear(const Primitive& p) {
   return [&p](Inputs in, Inputs out, Inputs tangents, const Attrs& a) {

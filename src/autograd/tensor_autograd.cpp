@@ -21,9 +21,10 @@ Tensor& Tensor::requires_grad_(bool on) {
                      "only leaf tensors can change requires_grad (this one has grad_fn {}); "
                      "use detach() to get a leaf",
                      m->grad_fn->name());
+  if (on && dtype() == kComplex64)
+    fail<NotImplementedError>("requires_grad_", "autograd of complex tensors is not implemented");
   if (on && !rules::is_differentiable(dtype()))
-    fail<DTypeError>("requires_grad_",
-                     "only floating point and complex tensors can require gradients, got {}",
+    fail<DTypeError>("requires_grad_", "only floating point tensors can require gradients, got {}",
                      dtype_name(dtype()));
   if (on || m) meta_of(*this).requires_grad = on;
   return *this;

@@ -15,6 +15,7 @@ constexpr int kNumLayers = static_cast<int>(Layer::kCount);
 std::array<std::atomic<LayerFn>, kNumLayers> g_handlers{};
 std::atomic<KernelObserver> g_observer{nullptr};
 // Grad mode is on by default: the autograd layer starts active on every thread.
+thread_local std::string_view t_backward_op;
 thread_local uint32_t t_active = 1u << static_cast<int>(Layer::Autograd);
 
 int64_t now_ns() {
@@ -125,6 +126,9 @@ std::vector<Tensor> redispatch(const Primitive& p, Inputs inputs, const Attrs& a
 void set_layer_handler(Layer layer, LayerFn fn) {
   g_handlers[static_cast<int>(layer)].store(fn, std::memory_order_release);
 }
+
+std::string_view backward_op() { return t_backward_op; }
+void set_backward_op(std::string_view op) { t_backward_op = op; }
 
 LayerFn layer_handler(Layer layer) {
   return g_handlers[static_cast<int>(layer)].load(std::memory_order_acquire);

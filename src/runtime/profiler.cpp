@@ -41,6 +41,7 @@ struct RawOp {
   uint32_t dims_at;   // per input in dims: dtype, rank, sizes...
   uint32_t n_inputs;  // 0 when shapes are not recorded
   int32_t decision;   // index into decisions, -1 for none
+  std::string backward_of;
 };
 
 // Everything one thread recorded in one session. Only its thread appends; readers lock mu.
@@ -165,7 +166,8 @@ void on_kernel(const KernelEvent& e) {
           c.bytes,
           0,
           0,
-          std::exchange(b.pending_decision, -1)};
+          std::exchange(b.pending_decision, -1),
+          std::string(backward_op())};
   if (s->opt.record_shapes) encode_inputs(b, r, e.inputs);
   b.ops.push_back(r);
 }
@@ -233,6 +235,7 @@ double roofline_seconds(const DeviceFacts* f, DType dt, double flops, double byt
 OpRecord decode(const State& s, const ThreadBuffer& b, const RawOp& r) {
   OpRecord o;
   o.name = r.prim->name;
+  o.backward_of = r.backward_of;
   o.impl = r.impl;
   o.device = r.device;
   o.dtype = r.dtype;

@@ -30,8 +30,10 @@ struct OpTotals {
 std::vector<OpTotals> totals_by_name(const std::vector<OpRecord>& ops) {
   std::map<std::string, OpTotals> by;
   for (const OpRecord& o : ops) {
-    OpTotals& t = by[o.name];
-    t.name = o.name;
+    const std::string key =
+        o.backward_of.empty() ? o.name : o.name + " (backward of " + o.backward_of + ")";
+    OpTotals& t = by[key];
+    t.name = key;
     ++t.calls;
     t.seconds += o.seconds();
     t.flops += o.flops;
@@ -130,6 +132,7 @@ json op_event(const OpRecord& o) {
                {"gbps", o.gbps},
                {"roofline", o.roofline}};
   if (!o.decision.empty()) args["decision"] = o.decision;
+  if (!o.backward_of.empty()) args["backward_of"] = o.backward_of;
   return {{"name", o.name},
           {"cat", "op"},
           {"ph", "X"},

@@ -428,3 +428,23 @@ TEST(ProfilerEnv, UnwritablePathFailsAtStart) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+// Kernels run by backward are attributed to the forward op they differentiate.
+TEST(ProfilerSession, BackwardOpsNameTheirForwardOp) {
+  Tensor x = randn({8}, kFloat64).requires_grad_();
+  Tensor y = exp(x).sum();
+  profiler::Session s;
+  y.backward();
+  s.stop();
+  bool saw_exp = false;
+  for (const auto& o : s.ops()) {
+    if (o.name == "mul") {
+      EXPECT_EQ(o.backward_of, "exp");
+    }
+    saw_exp = saw_exp || (o.backward_of == "exp" && o.name == "mul");
+  }
+  EXPECT_TRUE(saw_exp);  // exp's vjp multiplies by the saved output
+  EXPECT_NE(s.summary().find("mul (backward of exp)"), std::string::npos);
+}
+}  // namespace tessera

@@ -32,6 +32,12 @@ bool layer_active(Layer layer);
 /// Continues the call with the layers below `from`.
 std::vector<Tensor> redispatch(const Primitive& p, Inputs inputs, const Attrs& attrs, Layer from);
 
+/// The forward op whose backward is running on this thread (empty in forward code). The
+/// autograd engine sets it around each backward step; the profiler attributes the kernels
+/// that run meanwhile to that op.
+std::string_view backward_op();
+void set_backward_op(std::string_view op);
+
 /// Observer for the profiler layer: called after each kernel with its wall time.
 struct KernelEvent {
   const Primitive* prim;

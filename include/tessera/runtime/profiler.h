@@ -4,8 +4,8 @@
 // memory timeline per device; prints a summary table and exports a Chrome trace (Perfetto).
 // When no session is active it costs one relaxed atomic load per hook.
 //
-// Autograd does not exist yet: backward ops will be attributed to their forward op when it
-// lands (the funnel's autograd layer will tag the ops it runs); today every op is its own.
+// Kernels that run inside a backward pass are attributed to the forward op they
+// differentiate (OpRecord::backward_of; "mul (backward of exp)" in the summary).
 #include <cstdint>
 #include <iosfwd>
 #include <memory>
@@ -34,7 +34,8 @@ struct OpRecord {
   /// max(flops / peak FLOP/s, bytes / bandwidth) / wall time; 0 when the device facts are
   /// unknown.
   double roofline = 0;
-  std::string decision;  ///< the scheduler's note for this call, if it gave one
+  std::string decision;     ///< the scheduler's note for this call, if it gave one
+  std::string backward_of;  ///< the forward op whose backward ran this call (empty: forward)
 
   /// Wall time in seconds.
   double seconds() const { return static_cast<double>(end_ns - start_ns) * 1e-9; }
