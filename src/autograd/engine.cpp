@@ -1,10 +1,9 @@
 // The backward engine: dependency counts by an explicit-stack walk, then nodes run in an
 // order where each runs once all gradients for it have arrived (latest-created first). No
 // recursion anywhere, so a chain of a million ops needs no more stack than a chain of one.
+#include <atomic>
 #include <cmath>
 #include <queue>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "autograd/graph.h"
 #include "autograd/rules.h"
@@ -15,51 +14,50 @@
 namespace tessera::autograd {
 namespace {
 
-struct Task {
-  std::unordered_map<Node*, int> deps;
-  std::unordered_map<Node*, std::vector<Tensor>> buffers;
-  std::unordered_set<Node*> runs;  // nodes whose apply() runs
-};
+std::atomic<uint64_t> g_next_task{1};
 
-// Every node reachable from the roots.
-std::vector<Node*> reachable(const std::vector<Edge>& roots) {
+// Every node reachable from the roots, with its scratch reset for this pass.
+std::vector<Node*> reachable(const std::vector<Edge>& roots, uint64_t task) {
   std::vector<Node*> order, stack;
-  std::unordered_set<Node*> seen;
-  for (const Edge& r : roots)
-    if (r.node && seen.insert(r.node.get()).second) stack.push_back(r.node.get());
+  auto visit = [&](Node* n) {
+    if (!n || n->scratch.task == task) return;
+    n->scratch = Node::Scratch{};
+    n->scratch.task = task;
+    stack.push_back(n);
+  };
+  for (const Edge& r : roots) visit(r.node.get());
   while (!stack.empty()) {
     Node* n = stack.back();
     stack.pop_back();
     order.push_back(n);
-    for (const Edge& e : n->next)
-      if (e.node && seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+    for (const Edge& e : n->next) visit(e.node.get());
   }
   return order;
 }
 
-// For autograd::grad: the nodes from which a captured node can be reached (the only ones
-// worth running). Iterative post-order over the reachable set.
-std::unordered_set<Node*> needed_for(const std::vector<Node*>& nodes,
-                                     const std::unordered_set<Node*>& targets) {
-  std::unordered_set<Node*> needed, done;
+// For autograd::grad: marks the nodes from which a target can be reached (the only ones
+// worth running). Iterative post-order.
+void mark_needed(const std::vector<Node*>& nodes) {
   for (Node* start : nodes) {
-    if (done.count(start)) continue;
+    if (start->scratch.visited) continue;
     std::vector<std::pair<Node*, size_t>> stack{{start, 0}};
-    done.insert(start);
+    start->scratch.visited = true;
     while (!stack.empty()) {
       auto& [n, i] = stack.back();
       if (i < n->next.size()) {
         Node* c = n->next[i++].node.get();
-        if (c && done.insert(c).second) stack.push_back({c, 0});
+        if (c && !c->scratch.visited) {
+          c->scratch.visited = true;
+          stack.push_back({c, 0});
+        }
         continue;
       }
-      bool need = targets.count(n) > 0;
-      for (const Edge& e : n->next) need = need || (e.node && needed.count(e.node.get()));
-      if (need) needed.insert(n);
+      bool need = n->scratch.target;
+      for (const Edge& e : n->next) need = need || (e.node && e.node->scratch.needed);
+      n->scratch.needed = need;
       stack.pop_back();
     }
   }
-  return needed;
 }
 
 void accumulate(std::vector<Tensor>& buf, uint32_t slot, const Tensor& g) {
@@ -77,7 +75,8 @@ void check_anomaly(const Node& n, const std::vector<Tensor>& res) {
       fail<ValueError>(n.name(),
                        "anomaly mode: the backward of '{}' produced a NaN or Inf gradient for "
                        "its input {} (shape {})",
-                       n.forward_name(), i, shape_str(res[i].shape()));
+                       n.forward_name().empty() ? n.name() : std::string(n.forward_name()), i,
+                       shape_str(res[i].shape()));
   }
 }
 
@@ -90,6 +89,26 @@ bool fill_missing(const Node& n, std::vector<Tensor>& grads) {
     if (!grads[s].defined() && rules::is_differentiable(n.out_meta[s].dtype))
       grads[s] = zeros(n.out_meta[s].shape, n.out_meta[s].dtype);
   return true;
+}
+
+// Tensor hooks: the node's pre-hooks (retain_grad last), and a leaf's hooks at its
+// accumulator.
+void run_hooks(Node& n, std::vector<Tensor>& grads) {
+  for (bool retain_hooks : {false, true})  // retain_grad keeps what the others leave
+    for (auto& [id, hook] : n.pre_hooks) {
+      Tensor& g = grads[hook.first];
+      if (!g.defined() || (id == 0) != retain_hooks) continue;
+      Tensor r = hook.second(g);
+      if (r.defined()) g = r;
+    }
+  if (!n.is_accumulator() || !grads[0].defined()) return;
+  auto impl = static_cast<AccumulateGrad&>(n).leaf.lock();
+  if (!impl || !impl->autograd) return;
+  for (auto& [id, hook] : impl->autograd->hooks) {
+    (void)id;
+    Tensor r = hook(grads[0]);
+    if (r.defined()) grads[0] = r;
+  }
 }
 
 class GradModeScope {
@@ -120,36 +139,37 @@ std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vect
                                  const std::vector<Edge>& capture, bool retain_graph,
                                  bool create_graph, bool allow_unused) {
   GradModeScope grad_mode(create_graph);
-  const bool capturing = !capture.empty();
-  std::vector<Node*> nodes = reachable(roots);
-  std::unordered_set<Node*> targets;
-  for (const Edge& c : capture) targets.insert(c.node.get());
-  Task task;
-  if (capturing) {
-    std::unordered_set<Node*> needed = needed_for(nodes, targets);
-    for (Node* n : needed)  // accumulators have side effects: grad() never runs them
-      if (!dynamic_cast<AccumulateGrad*>(n)) task.runs.insert(n);
+  const uint64_t task = g_next_task.fetch_add(1, std::memory_order_relaxed);
+  std::vector<Node*> nodes = reachable(roots, task);
+  for (const Edge& c : capture)
+    if (c.node && c.node->scratch.task == task) c.node->scratch.target = true;
+  if (!capture.empty()) {
+    mark_needed(nodes);
+    for (Node* n : nodes)  // accumulators have side effects: grad() never runs them
+      n->scratch.runs = n->scratch.needed && !n->is_accumulator();
   } else {
-    task.runs.insert(nodes.begin(), nodes.end());
+    for (Node* n : nodes) n->scratch.runs = true;
   }
-  for (Node* n : task.runs)
+  for (Node* n : nodes) {
+    if (!n->scratch.runs) continue;
     for (const Edge& e : n->next)
-      if (e.node && (task.runs.count(e.node.get()) || targets.count(e.node.get())))
-        ++task.deps[e.node.get()];
+      if (e.node && (e.node->scratch.runs || e.node->scratch.target)) ++e.node->scratch.deps;
+  }
+  for (Node* n : nodes) n->scratch.buffer.resize(n->out_meta.size());
 
-  auto buffer = [&](Node* n) -> std::vector<Tensor>& {
-    auto [it, fresh] = task.buffers.try_emplace(n);
-    if (fresh) it->second.resize(n->out_meta.size());
-    return it->second;
-  };
   using Ready = std::pair<uint64_t, Node*>;
   std::priority_queue<Ready> ready;
-  std::unordered_set<Node*> queued;
+  auto push_ready = [&](Node* n) {
+    if (!n->scratch.queued) {
+      n->scratch.queued = true;
+      ready.push({n->seq, n});
+    }
+  };
   for (size_t r = 0; r < roots.size(); ++r) {
-    if (!roots[r].node) continue;
-    accumulate(buffer(roots[r].node.get()), roots[r].slot, seeds[r]);
     Node* n = roots[r].node.get();
-    if (!task.deps.count(n) && queued.insert(n).second) ready.push({n->seq, n});
+    if (!n) continue;
+    accumulate(n->scratch.buffer, roots[r].slot, seeds[r]);
+    if (n->scratch.deps == 0) push_ready(n);
   }
 
   std::vector<Tensor> captured(capture.size());
@@ -157,45 +177,32 @@ std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vect
   while (!ready.empty()) {
     Node* n = ready.top().second;
     ready.pop();
-    std::vector<Tensor> grads = std::move(buffer(n));
-    task.buffers.erase(n);
-    for (bool retain_hooks : {false, true})  // retain_grad keeps what the others leave
-      for (auto& [id, hook] : n->pre_hooks) {
-        Tensor& g = grads[hook.first];
-        if (!g.defined() || (id == 0) != retain_hooks) continue;
-        Tensor r = hook.second(g);
-        if (r.defined()) g = r;
-      }
-    if (auto* acc = dynamic_cast<AccumulateGrad*>(n)) {  // leaf hooks
-      if (auto impl = acc->leaf.lock(); impl && impl->autograd && grads[0].defined())
-        for (auto& [id, hook] : impl->autograd->hooks) {
-          (void)id;
-          Tensor r = hook(grads[0]);
-          if (r.defined()) grads[0] = r;
+    std::vector<Tensor> grads = std::move(n->scratch.buffer);
+    n->scratch.buffer = {};
+    run_hooks(*n, grads);
+    if (n->scratch.target)
+      for (size_t c = 0; c < capture.size(); ++c)
+        if (capture[c].node.get() == n) {
+          reached[c] = true;
+          captured[c] = grads[capture[c].slot];
         }
-    }
-    for (size_t c = 0; c < capture.size(); ++c)
-      if (capture[c].node.get() == n) {
-        reached[c] = true;
-        captured[c] = grads[capture[c].slot];
-      }
-    if (!task.runs.count(n)) continue;
+    if (!n->scratch.runs) continue;
     std::vector<Tensor> res;
     if (fill_missing(*n, grads)) {
-      const std::string fwd = n->forward_name();
-      BackwardOpScope tag(fwd);
+      BackwardOpScope tag(n->forward_name());
       res = n->apply(grads);
       if (is_anomaly_enabled()) check_anomaly(*n, res);
     }
     if (!retain_graph) n->release();
     for (size_t i = 0; i < n->next.size(); ++i) {
       Node* c = n->next[i].node.get();
-      auto it = c ? task.deps.find(c) : task.deps.end();
-      if (it == task.deps.end()) continue;
-      if (i < res.size() && res[i].defined()) accumulate(buffer(c), n->next[i].slot, res[i]);
-      if (--it->second == 0 && queued.insert(c).second) ready.push({c->seq, c});
+      if (!c || c->scratch.task != task || !(c->scratch.runs || c->scratch.target)) continue;
+      if (i < res.size() && res[i].defined())
+        accumulate(c->scratch.buffer, n->next[i].slot, res[i]);
+      if (--c->scratch.deps == 0) push_ready(c);
     }
   }
+  for (Node* n : nodes) n->scratch.buffer = {};  // nodes that never became ready
   for (size_t c = 0; c < capture.size(); ++c) {
     if (!reached[c] && !allow_unused)
       fail<ValueError>("autograd.grad",

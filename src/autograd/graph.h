@@ -51,7 +51,17 @@ struct Node : std::enable_shared_from_this<Node> {
     (void)slot, (void)level, (void)tangent;
   }
   /// The forward op this node differentiates (for the profiler and anomaly messages).
-  virtual std::string forward_name() const { return name(); }
+  virtual std::string_view forward_name() const { return {}; }
+  virtual bool is_accumulator() const { return false; }
+
+  /// Scratch of the backward pass currently walking this node (run_backward owns it; a
+  /// graph is walked by one backward at a time).
+  struct Scratch {
+    uint64_t task = 0;  ///< the pass that last initialized this scratch
+    int deps = 0;       ///< gradients still to arrive
+    bool runs = false, target = false, needed = false, visited = false, queued = false;
+    std::vector<Tensor> buffer;  ///< gradients per slot, summed
+  } scratch;
 };
 
 /// Accumulates into a leaf's .grad (the graph's sinks).
@@ -60,6 +70,7 @@ struct AccumulateGrad final : Node {
   explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& t);
   std::vector<Tensor> apply(std::vector<Tensor>& grads) override;
   std::string name() const override { return "accumulate_grad"; }
+  bool is_accumulator() const override { return true; }
 };
 
 /// A tensor kept for backward, with the storage version at save time. Outputs of the node

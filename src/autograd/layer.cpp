@@ -24,7 +24,7 @@ struct PrimNode final : Node {
   ~PrimNode() override { release(); }
 
   std::string name() const override { return prim->name + "_backward"; }
-  std::string forward_name() const override { return prim->name; }
+  std::string_view forward_name() const override { return prim->name; }
   void note_output_tangent(uint32_t slot, int level, const Tensor& tangent) override {
     if (slot < outputs.size()) outputs[slot].add_tangent(level, tangent);
   }
@@ -81,6 +81,7 @@ struct ViewOfBase final : Node {
   Tensor positions;  // of the view's elements in the base
   ViewOfBase(Shape bs, Tensor pos) : base_shape(std::move(bs)), positions(std::move(pos)) {}
   std::string name() const override { return "view_of_base_backward"; }
+  std::string_view forward_name() const override { return "view"; }
   std::vector<Tensor> apply(std::vector<Tensor>& grads) override {
     const Tensor& g = grads[0];
     Tensor flat = zeros({checked_numel(base_shape, "view")}, g.dtype());
@@ -99,7 +100,7 @@ struct CopySlices final : Node {
   CopySlices(Shape bs, Tensor pos, std::shared_ptr<Node> op)
       : base_shape(std::move(bs)), positions(std::move(pos)), inner(std::move(op)) {}
   std::string name() const override { return "copy_slices"; }
-  std::string forward_name() const override { return inner->forward_name(); }
+  std::string_view forward_name() const override { return inner->forward_name(); }
   void release() override { inner->release(); }
   std::vector<Tensor> apply(std::vector<Tensor>& grads) override {
     const Tensor& g = grads[0];

@@ -137,7 +137,7 @@ struct CustomNode final : Node {
   bool released = false;
 
   std::string name() const override { return fn_name + "_backward"; }
-  std::string forward_name() const override { return fn_name; }
+  std::string_view forward_name() const override { return fn_name; }
   void release() override {
     ctx = FunctionCtx();
     released = true;
@@ -165,6 +165,10 @@ struct CustomNode final : Node {
 std::vector<Tensor> apply_function(const std::string& name, const CustomForward& forward,
                                    const CustomBackward& backward,
                                    const std::vector<Tensor>& inputs) {
+  for (const Tensor& t : inputs)
+    if (batch_of(t) || (fwd_top_level() > 0 && meta_if(t) && !meta_if(t)->tangents.empty()))
+      fail<NotImplementedError>(name,
+                                "custom autograd functions inside vmap or jvp are not implemented");
   auto node = std::make_shared<CustomNode>();
   std::vector<Tensor> outputs;
   {
