@@ -148,6 +148,20 @@ Edge edge_of(const Tensor& t) {
   return {acc, 0};
 }
 
+Tensor history_alias(const Tensor& t) {
+  Tensor r = plain_alias(t);
+  if (const AutogradMeta* m = meta_if(t); m && (m->grad_fn || m->requires_grad)) {
+    AutogradMeta& rm = meta_of(r);
+    rm.grad_fn = m->grad_fn;
+    rm.output_nr = m->output_nr;
+    if (!m->grad_fn) {  // a leaf: share its accumulator so gradients still reach its .grad
+      rm.requires_grad = true;
+      rm.accumulator = edge_of(t).node;
+    }
+  }
+  return r;
+}
+
 Tensor plain_alias(const Tensor& t) {
   const TensorImpl& i = t.impl();
   return Tensor(std::make_shared<TensorImpl>(

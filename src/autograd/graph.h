@@ -142,6 +142,10 @@ Edge edge_of(const Tensor& t);
 void refresh_view_history(const Tensor& t);
 /// Lets t die without recursing into a long chain of history (see Node::~Node).
 void bury_tensor(Tensor&& t);
+/// A new handle to t's data with t's reverse history (grad_fn, or its leaf accumulator) but
+/// no tangents: jvp rules and transforms use it so that no tensor ends up owning a tangent
+/// computed from itself (a reference cycle).
+Tensor history_alias(const Tensor& t);
 /// A new handle to t's data with no autograd state at all.
 Tensor plain_alias(const Tensor& t);
 

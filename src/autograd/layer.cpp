@@ -249,20 +249,6 @@ int top_tangent_level(Inputs in) {
   return best;
 }
 
-// A handle to o with o's history but no tangents: the jvp rule may use it without the
-// tangent it computes ending up owning o (a reference cycle).
-Tensor without_tangents(const Tensor& o) {
-  const AutogradMeta* m = meta_if(o);
-  if (!m || m->tangents.empty()) return o;
-  Tensor r = plain_alias(o);
-  AutogradMeta& rm = meta_of(r);
-  rm.grad_fn = m->grad_fn;
-  rm.output_nr = m->output_nr;
-  rm.requires_grad = m->requires_grad && !m->grad_fn;
-  if (rm.requires_grad) rm.accumulator = m->accumulator;
-  return r;
-}
-
 std::vector<Tensor> layer(const Primitive& p, Inputs in, const Attrs& a);
 
 // Forward mode at `level`: the layers below compute the outputs (and handle lower levels
@@ -276,7 +262,8 @@ std::vector<Tensor> forward_layer(const Primitive& p, Inputs in, const Attrs& a,
     for (size_t i = 0; i < in.size(); ++i) tin[i] = tangent_at(in[i], level);
     if (!p.jvp) fail<NotImplementedError>(p.name, "has no jvp rule (forward-mode autodiff)");
     std::vector<Tensor> primal_out;
-    for (const Tensor& o : out) primal_out.push_back(without_tangents(o));
+    for (const Tensor& o : out)
+      primal_out.push_back(history_alias(o));  // o itself would end up owning its tangent
     tangents = p.jvp(in, primal_out, tin, a);
   } catch (...) {
     set_fwd_top(prev);

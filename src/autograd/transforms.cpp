@@ -106,23 +106,6 @@ struct FwdLevel {
   ~FwdLevel() { autograd::pop_fwd_level(level); }
 };
 
-// A new handle with t's reverse history but without tangents (so a tangent set on it stays
-// on it, and a returned output carries no tangent of a level that is gone).
-Tensor fresh_handle(const Tensor& t) {
-  Tensor r = autograd::plain_alias(t);
-  if (const AutogradMeta* m = autograd::meta_if(t)) {
-    AutogradMeta& rm = autograd::meta_of(r);
-    rm.grad_fn = m->grad_fn;
-    rm.output_nr = m->output_nr;
-    if (!m->grad_fn && m->requires_grad) {
-      // a leaf: share its accumulator so gradients still reach its .grad
-      rm.requires_grad = true;
-      rm.accumulator = autograd::edge_of(t).node;
-    }
-  }
-  return r;
-}
-
 struct VmapLevel {
   int level;
   explicit VmapLevel(int64_t batch) : level(autograd::push_vmap_level(batch)) {}
@@ -192,7 +175,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> jvp(TensorsFn f,
   FwdLevel level;
   std::vector<Tensor> args(primals.size());
   for (size_t i = 0; i < primals.size(); ++i) {
-    Tensor c = fresh_handle(to_canonical(primals[i]));
+    Tensor c = autograd::history_alias(to_canonical(primals[i]));
     if (rules::is_differentiable(c.dtype()))
       autograd::set_tangent(c, level.level, rules::to_dtype(to_canonical(tangents[i]), c.dtype()));
     args[i] = from_canonical(c);
@@ -201,7 +184,7 @@ std::pair<std::vector<Tensor>, std::vector<Tensor>> jvp(TensorsFn f,
   for (const Tensor& o : outs) {
     Tensor p = to_canonical(o);
     Tensor t = autograd::tangent_at(p, level.level);
-    values.push_back(from_canonical(fresh_handle(p)));
+    values.push_back(from_canonical(autograd::history_alias(p)));
     out_tangents.push_back(from_canonical(t.defined() ? t : zeros_like(p)));
   }
   return {values, out_tangents};

@@ -2,6 +2,7 @@
 // compositions, and a table-driven pass over every op: jacfwd == jacrev (forward mode against
 // reverse mode) and vmap == a loop over the examples.
 #include <cmath>
+#include <set>
 
 #include "op_table.h"
 
@@ -334,6 +335,63 @@ TEST(Transforms, TableGradcheckThroughTheEngine) {
     }
   }
   EXPECT_GT(checked, 80);
+}
+
+// Second derivatives through the engine: d/dx <u, grad_x <v, op(x)>> (create_graph) against
+// central differences of the first-order gradient, for every differentiable primitive.
+TEST(Transforms, TableGradgradcheck) {
+  int checked = 0;
+  std::set<std::string> prims;
+  for (const OpEntry& e : all_entries()) {
+    if (!has_f64(e) || registry().get(e.prim).has(kNonDifferentiable)) continue;
+    for (const Sample& s : e.samples(kFloat64)) {
+      if (!small_float_inputs(s) || s.inputs[0].dtype() != kFloat64 || s.inputs[0].numel() == 0)
+        continue;
+      if (is_selection(e.prim) && has_ties_or_nan(s.inputs[0])) continue;
+      // std of one element sits at sqrt's singularity (zero variance): no second derivative.
+      if (e.prim == "std" && s.inputs[0].numel() == 1) continue;
+      Tensor out0;
+      try {
+        out0 = e.op(s.inputs);
+      } catch (const Error&) {
+        continue;
+      }
+      if (out0.dtype() != kFloat64 || out0.numel() == 0) continue;
+      const Tensor v = random_tensor(out0.shape(), kFloat64, -1, 1, 7);
+      const Tensor u = random_tensor(s.inputs[0].shape(), kFloat64, -1, 1, 8);
+      // s(x) = <u, grad_x <v, op(x)>>, and its gradient when create_graph is asked.
+      auto first = [&](const Tensor& x, bool create) {
+        std::vector<Tensor> in = s.inputs;
+        in[0] = x.detach().requires_grad_();
+        Tensor out = e.op(in);
+        if (!out.requires_grad()) return std::pair<Tensor, Tensor>{};
+        Tensor g = autograd::grad({out}, {in[0]}, {v}, {false, create, true})[0];
+        return std::pair<Tensor, Tensor>{in[0], g};
+      };
+      auto [x, g] = first(s.inputs[0], true);
+      if (!g.defined() || !g.requires_grad()) continue;  // linear in x: nothing second-order
+      Tensor hu = autograd::grad({(g * u).sum()}, {x}, {}, {false, false, true})[0];
+      if (!hu.defined()) continue;
+      SCOPED_TRACE(e.prim + " [" + s.label + "]");
+      std::vector<double> got = hu.to_vector<double>();
+      const Tensor xc = s.inputs[0].contiguous();
+      for (int64_t j = 0; j < xc.numel(); j += std::max<int64_t>(1, xc.numel() / 12)) {
+        auto at = [&](double d) {
+          Tensor c = xc.clone();
+          c.data_ptr<double>()[j] += d;
+          Tensor gj = first(c.reshape(xc.shape()), false).second;
+          return (gj * u).sum().item<double>();
+        };
+        const double fd = (at(1e-6) - at(-1e-6)) / 2e-6, fine = (at(1e-7) - at(-1e-7)) / 2e-7;
+        if (std::isnan(fd) || std::abs(fd - fine) > 1e-4 + 1e-3 * std::abs(fd)) continue;
+        EXPECT_NEAR(got[j], fd, 1e-4 + 1e-3 * std::abs(fd)) << "element " << j;
+      }
+      prims.insert(e.prim);
+      ++checked;
+    }
+  }
+  std::printf("[gradgrad] %zu primitives checked in %d samples\n", prims.size(), checked);
+  EXPECT_GE(prims.size(), 35u);  // the others are linear in their input: no second order
 }
 
 }  // namespace
