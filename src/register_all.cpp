@@ -6,7 +6,7 @@ namespace tessera {
 // Each family defines its primitives (ops/) and each backend adds kernels (backends/).
 // View primitives have no kernels: they only build new strides over the same storage.
 #define TS_KERNEL_FAMILIES(X) \
-  X(copy) X(creation) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort)
+  X(copy) X(creation) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort) X(nn)
 #define TS_FAMILIES(X) X(view) TS_KERNEL_FAMILIES(X)
 
 #define TS_DECLARE(f) void register_##f##_prims(Registry&);
@@ -17,7 +17,7 @@ TS_KERNEL_FAMILIES(TS_DECLARE_CPU)
 }  // namespace cpu
 namespace rules {
 #define TS_RULE_FAMILIES(X) \
-  X(copy) X(view) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort)
+  X(copy) X(view) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort) X(nn)
 #define TS_DECLARE_RULES(f) void register_##f##_rules(Registry&);
 TS_RULE_FAMILIES(TS_DECLARE_RULES)
 void register_vjp_skips(Registry&);

@@ -74,6 +74,7 @@ void register_view_rules(Registry& r);
 void register_shape_rules(Registry& r);
 void register_indexing_rules(Registry& r);
 void register_copy_rules(Registry& r);
+void register_nn_rules(Registry& r);
 /// Marks what each vjp rule does not read (Primitive::vjp_skips); runs after the families.
 void register_vjp_skips(Registry& r);
 
