@@ -6,16 +6,29 @@ packages=(
   libhwy-dev libtbb-dev libopenblas-dev liblapacke-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  python3-pip
+  libstb-dev zlib1g-dev
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "Installing: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# Python modules for the interop tests (tests/unit/test_io_python.cpp skips without them).
+# Debian's own Python refuses pip outside a virtual environment unless told otherwise.
+if ! python3 -c "import safetensors, numpy" >/dev/null 2>&1; then
+  echo "Installing Python modules: safetensors numpy"
+  pip_flags=(--quiet)
+  if [ -z "${VIRTUAL_ENV:-}" ] && python3 -m pip help install | grep -q -- --break-system-packages; then
+    pip_flags+=(--break-system-packages)
+  fi
+  python3 -m pip install "${pip_flags[@]}" safetensors numpy ||
+    echo "warning: pip failed; the Python interop tests will be skipped"
+fi
