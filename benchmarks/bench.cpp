@@ -55,8 +55,10 @@ std::vector<double> median_seconds_interleaved(const std::vector<std::function<v
 }
 
 const std::vector<Suite>& suites() {
-  static const std::vector<Suite> s{
-      {"core", run_core}, {"scheduler", run_scheduler}, {"autograd", run_autograd}};
+  static const std::vector<Suite> s{{"core", run_core},
+                                    {"scheduler", run_scheduler},
+                                    {"autograd", run_autograd},
+                                    {"train", run_train}};
   return s;
 }
 

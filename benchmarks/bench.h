@@ -45,5 +45,7 @@ std::vector<Record> run_core(const Options& opt);
 std::vector<Record> run_scheduler(const Options& opt);
 /// `tessera bench autograd`: tiny-op chain, matmul backward vs two matmuls, grad-mode cost.
 std::vector<Record> run_autograd(const Options& opt);
+/// `tessera bench train`: MLP and LeNet-5 training steps, DataLoader overhead.
+std::vector<Record> run_train(const Options& opt);
 
 }  // namespace tessera::bench

@@ -89,15 +89,26 @@ int main(int argc, char** argv) {
                  "Measure the device facts again and rewrite the cache file");
   info->callback([&] { print_info(recalibrate); });
 
-  auto* demo = app.add_subcommand("demo", "Run the worked example");
-  demo->callback([] { tessera::demo::run(); });
+  tessera::demo::Options demo_opt;
+  auto* demo = app.add_subcommand("demo", "Train a small CNN on the bundled digits");
+  demo->add_option("--epochs", demo_opt.epochs, "Training epochs")->capture_default_str();
+  demo->add_option("--batch-size", demo_opt.batch_size, "Batch size")->capture_default_str();
+  demo->add_option("--model", demo_opt.model, "cnn or mlp")->capture_default_str();
+  demo->add_option("--seed", demo_opt.seed, "Seed (split, init, shuffling)")->capture_default_str();
+  demo->add_option("--device", demo_opt.device, "cpu (cuda needs the CUDA build)")
+      ->capture_default_str();
+  demo->add_option("--out", demo_opt.out, "Folder for the checkpoint and metrics")
+      ->capture_default_str();
+  demo->add_option("--data", demo_opt.data, "digits.csv.gz (default: the bundled copy)");
+  demo->add_option("--lr", demo_opt.lr, "Peak learning rate (one-cycle)")->capture_default_str();
+  demo->callback([&] { tessera::demo::run(demo_opt); });
 
 #ifdef TESSERA_WITH_BENCHMARKS
   auto* bench = app.add_subcommand("bench", "Run a benchmark suite");
   std::string suite;
   bool json = false;
   tessera::bench::Options opt;
-  bench->add_option("suite", suite, "Suite name (core, scheduler, autograd)")->required();
+  bench->add_option("suite", suite, "Suite name (core, scheduler, autograd, train)")->required();
   bench->add_flag("--json", json, "Print JSON records");
   bench->add_option("--repeats", opt.repeats, "Timed runs per case (median reported)");
   bench->callback([&] {

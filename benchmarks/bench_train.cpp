@@ -1,0 +1,73 @@
+// `tessera bench train`: one training step (forward, loss, backward, AdamW) of an MLP and of
+// LeNet-5, and the DataLoader's share of the MLP step. The same workloads in PyTorch:
+// benchmarks/compare/train_compare.py (it runs this suite too and prints the ratios).
+#include "bench.h"
+#include "tessera/tessera.h"
+
+namespace tessera::bench {
+namespace {
+
+namespace F = nn::functional;
+
+std::shared_ptr<nn::Module> mlp() {
+  return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(784, 128),
+                                          std::make_shared<nn::ReLU>(),
+                                          std::make_shared<nn::Linear>(128, 10));
+}
+
+std::shared_ptr<nn::Module> lenet5() {
+  return std::make_shared<nn::Sequential>(
+      std::make_shared<nn::Conv2d>(1, 6, 5, nn::ConvOptions{.padding = 2}),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
+      std::make_shared<nn::Conv2d>(6, 16, 5), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(16 * 5 * 5, 120), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(120, 84), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(84, 10));
+}
+
+// Seconds per training step of model on (x, y).
+double step_seconds(nn::Module& model, const Tensor& x, const Tensor& y, const Options& opt) {
+  optim::AdamW optimizer(model.parameters(), {.lr = 1e-3});
+  auto step = [&] {
+    Tensor loss = F::cross_entropy(model(x), y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  };
+  return median_seconds(step, opt);
+}
+
+Record step_record(const std::string& name, double seconds) {
+  return {name, seconds * 1e3, "ms", "", 0, 0, "PyTorch: benchmarks/compare/train_compare.py"};
+}
+
+}  // namespace
+
+std::vector<Record> run_train(const Options& opt) {
+  manual_seed(0);
+  std::vector<Record> out;
+  Tensor x = randn({256, 784}), y = randint(0, 10, {256});
+  auto m = mlp();
+  const double t_mlp = step_seconds(*m, x, y, opt);
+  out.push_back(step_record("MLP 784-128-10 batch 256 train step (AdamW)", t_mlp));
+  Tensor img = randn({64, 1, 28, 28}), lbl = randint(0, 10, {64});
+  auto l = lenet5();
+  out.push_back(
+      step_record("LeNet-5 28x28 batch 64 train step (AdamW)", step_seconds(*l, img, lbl, opt)));
+  // The loader's cost per MLP batch: shuffled batches of 256 from an in-memory dataset.
+  auto ds = std::make_shared<data::TensorDataset>(
+      std::vector<Tensor>{randn({8192, 784}), randint(0, 10, {8192})});
+  data::DataLoader loader(ds, {.batch_size = 256, .shuffle = true, .seed = 0});
+  const double t_epoch = median_seconds(
+      [&] {
+        for (const data::Example& b : loader) (void)b;
+      },
+      opt);
+  const double per_batch = t_epoch / static_cast<double>(loader.size());
+  out.push_back({"DataLoader batch 256 of 784 floats (shuffled, in memory)", per_batch * 1e3, "ms",
+                 "MLP train step", t_mlp * 1e3, per_batch / t_mlp, "<= 0.05"});
+  return out;
+}
+
+}  // namespace tessera::bench
