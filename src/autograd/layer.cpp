@@ -284,6 +284,11 @@ std::vector<Tensor> forward_layer(const Primitive& p, Inputs in, const Attrs& a,
 }
 
 std::vector<Tensor> layer(const Primitive& p, Inputs in, const Attrs& a) {
+  // Fast path: no input carries autograd state, so there is nothing to record or propagate
+  // (views still go the long way: they remember their base for later in-place writes).
+  bool any_meta = p.view != nullptr;
+  for (const Tensor& t : in) any_meta = any_meta || t.impl().autograd != nullptr;
+  if (!any_meta) return redispatch(p, in, a, Layer::Autograd);
   if (!p.has(kNonDifferentiable) && fwd_top_level() > 0)
     if (const int level = top_tangent_level(in)) return forward_layer(p, in, a, level);
   return reverse_layer(p, in, a);
