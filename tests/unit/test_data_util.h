@@ -35,9 +35,10 @@ inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-/// The folder of committed fixtures (tests/data/data), found next to this source file.
+/// The folder of committed fixtures (tests/data/data). The source tree comes from CMake:
+/// __FILE__ is relative when ccache rewrites paths (CCACHE_BASEDIR).
 inline std::filesystem::path fixture_dir() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "data";
+  return std::filesystem::path(TESSERA_SOURCE_DIR) / "tests" / "data" / "data";
 }
 
 /// Runs f, expects it to throw E, and returns the message.
