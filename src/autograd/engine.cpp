@@ -94,6 +94,7 @@ bool fill_missing(const Node& n, std::vector<Tensor>& grads) {
 // Tensor hooks: the node's pre-hooks (retain_grad last), and a leaf's hooks at its
 // accumulator.
 void run_hooks(Node& n, std::vector<Tensor>& grads) {
+  if (n.pre_hooks.empty() && !n.is_accumulator()) return;
   for (bool retain_hooks : {false, true})  // retain_grad keeps what the others leave
     for (auto& [id, hook] : n.pre_hooks) {
       Tensor& g = grads[hook.first];

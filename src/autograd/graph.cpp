@@ -106,20 +106,20 @@ void SavedTensor::add_tangent(int level, const Tensor& tangent) {
 void SavedTensor::reset() { bury_tensor(std::move(t_)); }
 
 Tensor SavedTensor::unpack(const std::shared_ptr<Node>& saver, uint32_t output_nr,
-                           std::string_view saver_name) const {
+                           std::string_view forward_op) const {
   if (!t_.defined())
-    fail<ValueError>(saver_name,
+    fail<ValueError>(fmt::format("{}_backward", forward_op),
                      "backward through the graph a second time (its saved tensors were freed); "
                      "pass retain_graph=true to the first backward");
   if (t_.version() != version_)
     fail<ValueError>(
-        saver_name,
+        fmt::format("{}_backward", forward_op),
         "a tensor of shape {} saved for its backward was modified in place by {} "
         "(version {}, saved at version {}); clone it before the in-place op",
         shape_str(t_.shape()),
         t_.storage()->last_writer().empty() ? "an in-place op" : t_.storage()->last_writer(),
         t_.version(), version_);
-  if (!is_output_ || !is_grad_enabled()) return t_;
+  if (!is_output_ || !saver) return t_;
   // create_graph: give the saved output its history back, so higher-order gradients see it.
   Tensor r(std::make_shared<TensorImpl>(t_.impl()));
   r.impl().autograd = std::make_shared<AutogradMeta>();

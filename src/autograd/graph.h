@@ -80,9 +80,11 @@ class SavedTensor {
  public:
   SavedTensor() = default;
   SavedTensor(const Tensor& t, bool is_output_of_saver);
-  /// The tensor, after checking it was not modified in place since it was saved.
+  /// The tensor, after checking it was not modified in place since it was saved (errors name
+  /// "<forward_op>_backward"). `saver` (null when not recording) becomes a saved output's
+  /// grad_fn again.
   Tensor unpack(const std::shared_ptr<Node>& saver, uint32_t output_nr,
-                std::string_view saver_name) const;
+                std::string_view forward_op) const;
   void reset();
   bool defined() const { return t_.defined(); }
   /// Adds a tangent (without reverse history) to a saved output.

@@ -38,10 +38,11 @@ struct PrimNode final : Node {
     if (!prim->vjp)
       fail<NotImplementedError>(prim->name, "has no vjp rule (reverse-mode autodiff)");
     std::vector<Tensor> in, out;
-    auto self = shared_from_this();
-    for (const auto& s : inputs) in.push_back(s.unpack(self, 0, name()));
+    // Saved outputs get this node back as their history only when the backward is recorded.
+    const std::shared_ptr<Node> self = is_grad_enabled() ? shared_from_this() : nullptr;
+    for (const auto& s : inputs) in.push_back(s.unpack(self, 0, prim->name));
     for (size_t o = 0; o < outputs.size(); ++o)
-      out.push_back(outputs[o].unpack(self, static_cast<uint32_t>(o), name()));
+      out.push_back(outputs[o].unpack(self, static_cast<uint32_t>(o), prim->name));
     std::vector<Tensor> res = prim->vjp(in, out, grads, attrs);
     if (res.size() != in.size())
       fail<ValueError>(name(), "vjp rule returned {} gradients for {} inputs", res.size(),
