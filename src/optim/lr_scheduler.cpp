@@ -429,32 +429,25 @@ std::vector<double> OneCycleLR::get_lr() {
 
 // ---- ChainedScheduler and SequentialLR --------------------------------------------------
 
-ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers)
-    : LRScheduler(first_optimizer(schedulers, "ChainedScheduler"), "ChainedScheduler"),
-      schedulers_(std::move(schedulers)) {
-  check_same_optimizer(schedulers_, *optimizer_, "ChainedScheduler");
-  last_lr_ = group_lrs();
+SchedulerGroup::SchedulerGroup(Optimizer& optimizer, std::string name,
+                               std::vector<std::shared_ptr<LRScheduler>> schedulers)
+    : LRScheduler(optimizer, std::move(name)), schedulers_(std::move(schedulers)) {
+  check_same_optimizer(schedulers_, optimizer, name_.c_str());
 }
 
-void ChainedScheduler::step() {
-  for (const auto& s : schedulers_) s->step();
-  ++last_epoch_;
-  last_lr_ = group_lrs();
-}
-
-void ChainedScheduler::step_to(int64_t) {
+void SchedulerGroup::step_to(int64_t) {
   fail<NotImplementedError>(name_, "has no closed form to jump to an epoch");
 }
 
-std::vector<double> ChainedScheduler::get_lr() {
+std::vector<double> SchedulerGroup::get_lr() {
   fail<NotImplementedError>(name_, "has no lr of its own; step() steps its schedulers");
 }
 
-void ChainedScheduler::undo_initial_step() {
+void SchedulerGroup::undo_initial_step() {
   for (const auto& s : schedulers_) s->undo_initial_step();
 }
 
-StateDict ChainedScheduler::state_dict() const {
+StateDict SchedulerGroup::state_dict() const {
   StateDict out = {{"last_epoch", scalar_tensor(last_epoch_, kInt64)},
                    {"last_lr", vector_tensor(last_lr_)}};
   for (size_t i = 0; i < schedulers_.size(); ++i)
@@ -463,7 +456,7 @@ StateDict ChainedScheduler::state_dict() const {
   return out;
 }
 
-void ChainedScheduler::load_state_dict(const StateDict& sd) {
+void SchedulerGroup::load_state_dict(const StateDict& sd) {
   const std::string op = name_ + ".load_state_dict";
   check_keys(sd, {"last_epoch", "last_lr"}, schedulers_.size(), op);
   const int64_t last_epoch = get_int(sd, "last_epoch", op);
@@ -474,14 +467,25 @@ void ChainedScheduler::load_state_dict(const StateDict& sd) {
   last_lr_ = std::move(last);
 }
 
+ChainedScheduler::ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers)
+    // Copied, not moved: the optimizer is read from the list in the same argument list.
+    : SchedulerGroup(first_optimizer(schedulers, "ChainedScheduler"), "ChainedScheduler",
+                     schedulers) {
+  last_lr_ = group_lrs();
+}
+
+void ChainedScheduler::step() {
+  for (const auto& s : schedulers_) s->step();
+  ++last_epoch_;
+  last_lr_ = group_lrs();
+}
+
 SequentialLR::SequentialLR(Optimizer& optimizer,
                            std::vector<std::shared_ptr<LRScheduler>> schedulers,
                            std::vector<int64_t> milestones, int64_t last_epoch)
-    : LRScheduler(optimizer, "SequentialLR"),
-      schedulers_(std::move(schedulers)),
+    : SchedulerGroup(optimizer, "SequentialLR", std::move(schedulers)),
       milestones_(std::move(milestones)) {
   TS_CHECK(!schedulers_.empty(), ValueError, name_, "expects at least one scheduler");
-  check_same_optimizer(schedulers_, optimizer, "SequentialLR");
   TS_CHECK(milestones_.size() + 1 == schedulers_.size(), ValueError, name_,
            "expects one milestone fewer than schedulers, got {} schedulers and {} milestones",
            schedulers_.size(), milestones_.size());
@@ -504,38 +508,6 @@ void SequentialLR::step() {
   else
     s.step();
   last_lr_ = s.get_last_lr();
-}
-
-void SequentialLR::step_to(int64_t) {
-  fail<NotImplementedError>(name_, "has no closed form to jump to an epoch");
-}
-
-std::vector<double> SequentialLR::get_lr() {
-  fail<NotImplementedError>(name_, "has no lr of its own; step() steps its schedulers");
-}
-
-void SequentialLR::undo_initial_step() {
-  for (const auto& s : schedulers_) s->undo_initial_step();
-}
-
-StateDict SequentialLR::state_dict() const {
-  StateDict out = {{"last_epoch", scalar_tensor(last_epoch_, kInt64)},
-                   {"last_lr", vector_tensor(last_lr_)}};
-  for (size_t i = 0; i < schedulers_.size(); ++i)
-    for (auto& [key, value] : schedulers_[i]->state_dict())
-      out[fmt::format("schedulers.{}.{}", i, key)] = value;
-  return out;
-}
-
-void SequentialLR::load_state_dict(const StateDict& sd) {
-  const std::string op = name_ + ".load_state_dict";
-  check_keys(sd, {"last_epoch", "last_lr"}, schedulers_.size(), op);
-  const int64_t last_epoch = get_int(sd, "last_epoch", op);
-  std::vector<double> last = get_vector(sd, "last_lr", optimizer_->param_groups().size(), op);
-  for (size_t i = 0; i < schedulers_.size(); ++i)
-    schedulers_[i]->load_state_dict(sub_dict(sd, fmt::format("schedulers.{}.", i)));
-  last_epoch_ = last_epoch;
-  last_lr_ = std::move(last);
 }
 
 // ---- ReduceLROnPlateau ------------------------------------------------------------------

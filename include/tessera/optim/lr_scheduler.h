@@ -74,8 +74,8 @@ class LRScheduler {
   int64_t step_count_ = 0;
   bool is_initial_ = false;
 
+  friend class SchedulerGroup;
   friend class SequentialLR;
-  friend class ChainedScheduler;
 };
 
 /// lr = base_lr * gamma^(epoch / step_size): decays every step_size epochs.
@@ -189,42 +189,40 @@ class OneCycleLR final : public LRScheduler {
   bool cos_, cycle_momentum_, use_beta1_ = false;
 };
 
-/// Calls several schedulers' step() in turn on each step (their factors multiply).
-class ChainedScheduler final : public LRScheduler {
+/// What ChainedScheduler and SequentialLR share: they own other schedulers, have no lr or
+/// closed form of their own, and save their children under "schedulers.<i>.".
+class SchedulerGroup : public LRScheduler {
  public:
-  explicit ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers);
-  void step() override;
-  void step_to(int64_t epoch) override;
-  /// "last_lr" and "schedulers.<i>.<key>".
-  StateDict state_dict() const override;
-  void load_state_dict(const StateDict& sd) override;
-
- protected:
-  std::vector<double> get_lr() override;
-  void undo_initial_step() override;
-
- private:
-  std::vector<std::shared_ptr<LRScheduler>> schedulers_;
-};
-
-/// Runs schedulers one after another: schedulers[i] from milestones[i - 1] on (each restarts
-/// from its base lr at its milestone).
-class SequentialLR final : public LRScheduler {
- public:
-  SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers,
-               std::vector<int64_t> milestones, int64_t last_epoch = -1);
-  void step() override;
   void step_to(int64_t epoch) override;
   /// "last_epoch", "last_lr" and "schedulers.<i>.<key>".
   StateDict state_dict() const override;
   void load_state_dict(const StateDict& sd) override;
 
  protected:
+  SchedulerGroup(Optimizer& optimizer, std::string name,
+                 std::vector<std::shared_ptr<LRScheduler>> schedulers);
   std::vector<double> get_lr() override;
   void undo_initial_step() override;
 
- private:
   std::vector<std::shared_ptr<LRScheduler>> schedulers_;
+};
+
+/// Calls several schedulers' step() in turn on each step (their factors multiply).
+class ChainedScheduler final : public SchedulerGroup {
+ public:
+  explicit ChainedScheduler(std::vector<std::shared_ptr<LRScheduler>> schedulers);
+  void step() override;
+};
+
+/// Runs schedulers one after another: schedulers[i] from milestones[i - 1] on (each restarts
+/// from its base lr at its milestone).
+class SequentialLR final : public SchedulerGroup {
+ public:
+  SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LRScheduler>> schedulers,
+               std::vector<int64_t> milestones, int64_t last_epoch = -1);
+  void step() override;
+
+ private:
   std::vector<int64_t> milestones_;
 };
 
