@@ -16,7 +16,16 @@ size_t wrap_index(int64_t i, size_t n, const std::string& who) {
 
 }  // namespace
 
-// ---- Sequential -------------------------------------------------------------------------------
+// ---- ModuleSequence, Sequential, ModuleList ----------------------------------------------------
+
+void ModuleSequence::push_back(ModulePtr m) { add_child(std::to_string(size()), std::move(m)); }
+ModulePtr ModuleSequence::operator[](int64_t i) const {
+  return child_entries()[wrap_index(i, size(), type_name())].second;
+}
+void ModuleSequence::wrong_type(int64_t i) const {
+  fail<ValueError>(type_name(), "module {} is a {}, not the type asked for", i,
+                   (*this)[i]->type_name());
+}
 
 Sequential::Sequential(const std::vector<ModulePtr>& modules) {
   for (const auto& m : modules) push_back(m);
@@ -31,30 +40,11 @@ Tensor Sequential::forward(const Tensor& x) {
   return y;
 }
 
-void Sequential::push_back(ModulePtr m) { push_back(std::to_string(size()), std::move(m)); }
 void Sequential::push_back(const std::string& name, ModulePtr m) { add_child(name, std::move(m)); }
 
-ModulePtr Sequential::operator[](int64_t i) const {
-  return child_entries()[wrap_index(i, size(), "Sequential")].second;
-}
-void Sequential::wrong_type(int64_t i) const {
-  fail<ValueError>("Sequential", "module {} is a {}, not the type asked for", i,
-                   (*this)[i]->type_name());
-}
-
-// ---- ModuleList -------------------------------------------------------------------------------
-
 ModuleList::ModuleList(const std::vector<ModulePtr>& modules) { extend(modules); }
-void ModuleList::push_back(ModulePtr m) { add_child(std::to_string(size()), std::move(m)); }
 void ModuleList::extend(const std::vector<ModulePtr>& modules) {
   for (const auto& m : modules) push_back(m);
-}
-ModulePtr ModuleList::operator[](int64_t i) const {
-  return child_entries()[wrap_index(i, size(), "ModuleList")].second;
-}
-void ModuleList::wrong_type(int64_t i) const {
-  fail<ValueError>("ModuleList", "module {} is a {}, not the type asked for", i,
-                   (*this)[i]->type_name());
 }
 
 // ---- ModuleDict -------------------------------------------------------------------------------

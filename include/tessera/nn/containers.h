@@ -17,26 +17,15 @@
 
 namespace tessera::nn {
 
-/// Modules applied in order; children are named "0", "1", ... (or by the given names).
-class Sequential : public Module {
+/// What Sequential and ModuleList share: children in order, named "0", "1", ... when no
+/// name is given, indexable (negative counts from the end) and iterable as (name, module).
+class ModuleSequence : public Module {
  public:
-  Sequential() = default;
-  explicit Sequential(const std::vector<ModulePtr>& modules);
-  /// Named children, like PyTorch's Sequential(OrderedDict(...)).
-  explicit Sequential(const Named<ModulePtr>& modules);
-  /// Sequential(std::make_shared<Linear>(4, 8), std::make_shared<ReLU>(), ...).
-  template <class... Ms>
-  requires(sizeof...(Ms) > 0 &&
-           (std::is_base_of_v<Module, Ms> && ...)) explicit Sequential(std::shared_ptr<Ms>... ms)
-      : Sequential(std::vector<ModulePtr>{std::move(ms)...}) {}
-
-  Tensor forward(const Tensor& x) override;
   /// Appends a module named by its position.
   void push_back(ModulePtr m);
-  void push_back(const std::string& name, ModulePtr m);
   size_t size() const { return child_entries().size(); }
   bool empty() const { return size() == 0; }
-  /// The i-th module (negative counts from the end); IndexError when out of range.
+  /// The i-th module; IndexError when out of range.
   ModulePtr operator[](int64_t i) const;
   /// The i-th module as M; ValueError when it is another type.
   template <class M>
@@ -52,28 +41,30 @@ class Sequential : public Module {
   [[noreturn]] void wrong_type(int64_t i) const;
 };
 
+/// Modules applied in order; children are named "0", "1", ... (or by the given names).
+class Sequential : public ModuleSequence {
+ public:
+  Sequential() = default;
+  explicit Sequential(const std::vector<ModulePtr>& modules);
+  /// Named children, like PyTorch's Sequential(OrderedDict(...)).
+  explicit Sequential(const Named<ModulePtr>& modules);
+  /// Sequential(std::make_shared<Linear>(4, 8), std::make_shared<ReLU>(), ...).
+  template <class... Ms>
+  requires(sizeof...(Ms) > 0 &&
+           (std::is_base_of_v<Module, Ms> && ...)) explicit Sequential(std::shared_ptr<Ms>... ms)
+      : Sequential(std::vector<ModulePtr>{std::move(ms)...}) {}
+
+  Tensor forward(const Tensor& x) override;
+  using ModuleSequence::push_back;
+  void push_back(const std::string& name, ModulePtr m);
+};
+
 /// A list of modules registered as "0", "1", ...; its owner decides how to call them.
-class ModuleList : public Module {
+class ModuleList : public ModuleSequence {
  public:
   ModuleList() = default;
   explicit ModuleList(const std::vector<ModulePtr>& modules);
-  void push_back(ModulePtr m);
   void extend(const std::vector<ModulePtr>& modules);
-  size_t size() const { return child_entries().size(); }
-  bool empty() const { return size() == 0; }
-  ModulePtr operator[](int64_t i) const;
-  template <class M>
-  std::shared_ptr<M> at(int64_t i) const {
-    auto m = std::dynamic_pointer_cast<M>((*this)[i]);
-    if (!m) wrong_type(i);
-    return m;
-  }
-  /// Iterates (name, module) pairs in order.
-  auto begin() const { return child_entries().begin(); }
-  auto end() const { return child_entries().end(); }
-
- private:
-  [[noreturn]] void wrong_type(int64_t i) const;
 };
 
 /// Modules by name, in insertion order.
