@@ -6,7 +6,7 @@ packages=(
   libhwy-dev libtbb-dev libopenblas-dev liblapacke-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3-pip
+  python3-pip python3-dev
   libstb-dev zlib1g-dev
 )
 missing=()
@@ -21,14 +21,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python modules for the interop tests (tests/unit/test_io_python.cpp skips without them).
+# Python modules: nanobind and scikit-build-core build the Python package, pytest runs its
+# tests, safetensors and numpy serve the interop tests (which skip without them).
 # Debian's own Python refuses pip outside a virtual environment unless told otherwise.
-if ! python3 -c "import safetensors, numpy" >/dev/null 2>&1; then
-  echo "Installing Python modules: safetensors numpy"
+py_modules=(nanobind scikit-build-core pytest safetensors numpy)
+if ! python3 -c "import nanobind, scikit_build_core, pytest, safetensors, numpy" >/dev/null 2>&1; then
+  echo "Installing Python modules: ${py_modules[*]}"
   pip_flags=(--quiet)
   if [ -z "${VIRTUAL_ENV:-}" ] && python3 -m pip help install | grep -q -- --break-system-packages; then
     pip_flags+=(--break-system-packages)
   fi
-  python3 -m pip install "${pip_flags[@]}" safetensors numpy ||
-    echo "warning: pip failed; the Python interop tests will be skipped"
+  python3 -m pip install "${pip_flags[@]}" "${py_modules[@]}" ||
+    echo "warning: pip failed; the Python package and interop tests will be skipped"
 fi
