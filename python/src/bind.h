@@ -78,5 +78,6 @@ void init_nn(nb::module_& m);        // _C.nn: Module, layers, functional, init,
 void init_optim(nb::module_& m);     // _C.optim: optimizers, LR schedulers, clipping
 void init_data(nb::module_& m);      // _C.data: datasets, DataLoader, transforms, readers
 void init_io(nb::module_& m);        // _C.io: safetensors, NPY/NPZ, checkpoints
+void init_runtime(nb::module_& m);   // threads, scheduler switches, profiler, build facts
 
 }  // namespace tessera::py

@@ -122,15 +122,16 @@ Tensor import_array(nb::handle obj, const char* op, bool allow_copy = false) {
 }
 
 // A view of the tensor's memory for NumPy/DLPack; the capsule owns a copy of the handle.
-nb::ndarray<> export_view(const Tensor& t, const char* op) {
+template <class Framework>
+nb::ndarray<Framework> export_view(const Tensor& t, const char* op) {
   if (!t.device().is_cpu())
     fail<DeviceError>(op, "the tensor is on {}; copy it to the CPU first (.cpu())",
                       t.device().str());
   auto* keep = new Tensor(t);
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<Tensor*>(p); });
   std::vector<size_t> shape(t.shape().begin(), t.shape().end());
-  return nb::ndarray<>(t.raw_data(), shape.size(), shape.data(), owner, t.strides().data(),
-                       to_dl(t.dtype()), nb::device::cpu::value);
+  return nb::ndarray<Framework>(t.raw_data(), shape.size(), shape.data(), owner,
+                                t.strides().data(), to_dl(t.dtype()), nb::device::cpu::value);
 }
 
 nb::object to_numpy(const Tensor& t, bool force) {
@@ -139,7 +140,7 @@ nb::object to_numpy(const Tensor& t, bool force) {
   if (t.dtype() == kBFloat16)
     fail<DTypeError>("numpy", "NumPy has no bfloat16; convert first (t.float().numpy())");
   Tensor src = force ? t.detach().to(Device::cpu()) : t;
-  return nb::cast(nb::ndarray<nb::numpy>(export_view(src, "numpy")));
+  return nb::cast(export_view<nb::numpy>(src, "numpy"));
 }
 
 }  // namespace
@@ -164,10 +165,10 @@ void init_interop(nb::module_& m, nb::class_<Tensor>& cls) {
         "JAX, ...).");
   m.def("asarray",
         [](nb::handle x, std::optional<DType> dtype) {
-          Tensor t = nb::isinstance<Tensor>(x)  ? nb::cast<Tensor>(x)
-                     : PyList_Check(x.ptr()) || PyTuple_Check(x.ptr()) || PyNumber_Check(x.ptr())
-                         ? tensor_from_data(x, std::nullopt)
-                         : import_array(x, "asarray");
+          const bool array = PyObject_CheckBuffer(x.ptr()) || nb::hasattr(x, "__dlpack__");
+          Tensor t = nb::isinstance<Tensor>(x) ? nb::cast<Tensor>(x)
+                     : array                   ? import_array(x, "asarray", /*allow_copy=*/true)
+                                               : tensor_from_data(x, std::nullopt);
           return dtype ? t.to(*dtype) : t;
         },
         nb::arg("obj"), nb::kw_only(), nb::arg("dtype") = nb::none(),
@@ -184,7 +185,7 @@ void init_interop(nb::module_& m, nb::class_<Tensor>& cls) {
            nb::arg("dtype") = nb::none(), nb::arg("copy") = nb::none())
       .def("__dlpack__",
            [](const Tensor& t, nb::kwargs kwargs) {
-             nb::object view = nb::cast(export_view(t.detach(), "__dlpack__"));
+             nb::object view = nb::cast(export_view<nb::array_api>(t.detach(), "__dlpack__"));
              kwargs.attr("pop")("stream", nb::none());  // CPU only: no stream to order with
              return view.attr("__dlpack__")(**kwargs);
            },

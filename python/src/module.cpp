@@ -15,4 +15,5 @@ NB_MODULE(_C, m) {
   init_optim(m);
   init_data(m);
   init_io(m);
+  init_runtime(m);
 }
