@@ -156,7 +156,8 @@ Tensor history_alias(const Tensor& t) {
     rm.output_nr = m->output_nr;
     if (!m->grad_fn) {  // a leaf: share its accumulator so gradients still reach its .grad
       rm.requires_grad = true;
-      rm.accumulator = edge_of(t).node;
+      rm.alias_accumulator = edge_of(t).node;
+      rm.accumulator = rm.alias_accumulator;
     }
   }
   return r;

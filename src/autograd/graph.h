@@ -114,6 +114,9 @@ struct AutogradMeta {
   std::shared_ptr<autograd::Node> grad_fn;
   uint32_t output_nr = 0;
   std::weak_ptr<autograd::Node> accumulator;  ///< a leaf's AccumulateGrad (weak: no cycle)
+  /// An alias of a leaf (history_alias) owns the leaf's accumulator, which would otherwise die
+  /// at once (no cycle: the accumulator points at the leaf, not at the alias).
+  std::shared_ptr<autograd::Node> alias_accumulator;
   bool retains_grad = false;
   std::vector<std::pair<int64_t, autograd::GradHook>> hooks;  ///< leaf hooks
   /// Forward-mode tangents, one per active jvp level: (level, tangent).

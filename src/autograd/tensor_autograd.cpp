@@ -111,6 +111,7 @@ namespace autograd {
 void FunctionCtx::save_for_backward(std::vector<Tensor> ts) {
   versions_.clear();
   for (const Tensor& t : ts) versions_.push_back(t.defined() ? t.version() : 0);
+  saved_output_nr_.assign(ts.size(), -1);
   saved_ = std::move(ts);
 }
 
@@ -120,7 +121,17 @@ std::vector<Tensor> FunctionCtx::saved() const {
       fail<ValueError>("custom_function",
                        "saved tensor {} was modified in place by {} after being saved", i,
                        saved_[i].storage()->last_writer());
-  return saved_;
+  std::vector<Tensor> out = saved_;
+  if (std::shared_ptr<Node> node = node_.lock()) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (saved_output_nr_[i] < 0) continue;
+      out[i] = plain_alias(saved_[i]);
+      AutogradMeta& m = meta_of(out[i]);
+      m.grad_fn = node;
+      m.output_nr = static_cast<uint32_t>(saved_output_nr_[i]);
+    }
+  }
+  return out;
 }
 
 void FunctionCtx::mark_non_differentiable(std::vector<Tensor> ts) {
@@ -192,8 +203,13 @@ std::vector<Tensor> apply_function(const std::string& name, const CustomForward&
     if (non_diff) continue;
     for (const Tensor& in : inputs)  // an output that is an input gets its own handle
       if (in.is_same(out)) out = plain_alias(out);
-    for (Tensor& saved : node->ctx.saved_)  // saving an output must not make a cycle
-      if (saved.is_same(out)) saved = plain_alias(saved);
+    auto& ctx = node->ctx;
+    for (size_t i = 0; i < ctx.saved_.size(); ++i) {  // saving an output must not make a cycle
+      if (!ctx.saved_[i].is_same(out)) continue;
+      ctx.saved_[i] = plain_alias(ctx.saved_[i]);
+      ctx.saved_output_nr_[i] = static_cast<int>(o);
+      ctx.node_ = node;
+    }
     AutogradMeta& m = meta_of(out);
     m.grad_fn = node;
     m.output_nr = static_cast<uint32_t>(o);

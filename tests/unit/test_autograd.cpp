@@ -180,6 +180,28 @@ struct Cube : autograd::Function<Cube> {
   }
 };
 
+// exp saving its own output: the saved output must carry history for second derivatives.
+struct ExpSavingOutput : autograd::Function<ExpSavingOutput> {
+  static std::string name() { return "exp_saving_output"; }
+  static std::vector<Tensor> forward(autograd::FunctionCtx& ctx, const std::vector<Tensor>& in) {
+    Tensor y = exp(in[0]);
+    ctx.save_for_backward({y});
+    return {y};
+  }
+  static std::vector<Tensor> backward(autograd::FunctionCtx& ctx, const std::vector<Tensor>& g) {
+    return {g[0] * ctx.saved()[0]};
+  }
+};
+
+TEST(Autograd, CustomFunctionSavingItsOutputHasSecondDerivatives) {
+  Tensor x = f64({0.5, -1}).requires_grad_();
+  Tensor y = ExpSavingOutput::apply({x})[0];
+  Tensor g = autograd::grad({y.sum()}, {x}, {}, {.create_graph = true})[0];
+  expect_near(g, {std::exp(0.5), std::exp(-1.0)});
+  Tensor gg = autograd::grad({g.sum()}, {x})[0];  // d2/dx2 exp = exp
+  expect_near(gg, {std::exp(0.5), std::exp(-1.0)});
+}
+
 TEST(Autograd, CustomFunctions) {
   Tensor x = f64({1, -2}).requires_grad_();
   Tensor y = Cube::apply({x})[0];

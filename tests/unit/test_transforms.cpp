@@ -176,6 +176,19 @@ TEST(Transforms, VmapNestsAndMovesAxes) {
   expect_close(w.slice(1, 0, 1), a.slice(1, 1, 2));
 }
 
+TEST(Transforms, GradOfJvpReachesTheLeafPrimal) {
+  // d/dx [jvp of sum(u^2) at x along ones] = d/dx sum(2x) = 2: the jvp's alias of the leaf x
+  // must keep x's gradient accumulator alive.
+  TensorFn outer = [](const Tensor& x) {
+    auto [v, t] = jvp(
+        [](const std::vector<Tensor>& u) { return std::vector<Tensor>{(u[0] * u[0]).sum()}; },
+        {x}, {ones_like(x)});
+    return t[0];
+  };
+  Tensor x = tensor(std::vector<double>{1.0, 2.0, 3.0});
+  EXPECT_EQ(grad(outer)(x).to_vector<double>(), (std::vector<double>{2, 2, 2}));
+}
+
 TEST(Transforms, JacobiansAgreeAndComposeWithVmap) {
   TensorFn f = [](const Tensor& x) {
     return tanh(matmul(x.reshape({2, 2}), x.reshape({2, 2}))).flatten() * x;

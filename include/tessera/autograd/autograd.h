@@ -88,6 +88,8 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 std::string grad_fn_name(const Tensor& t);
 
 // ---- custom functions -------------------------------------------------------------------
+struct Node;  // a recorded op (src/autograd/graph.h)
+
 /// What a custom function's forward may keep for its backward.
 class FunctionCtx {
  public:
@@ -107,6 +109,10 @@ class FunctionCtx {
   std::vector<Tensor> saved_;
   std::vector<uint64_t> versions_;
   std::vector<Tensor> non_diff_;
+  // A saved output is kept without history (the node owns the ctx: history would be a cycle);
+  // saved() gives it back its history from the node, for gradients of gradients.
+  std::vector<int> saved_output_nr_;  ///< output index per saved tensor, -1 for others
+  std::weak_ptr<Node> node_;
 };
 
 using CustomForward = std::function<std::vector<Tensor>(FunctionCtx&, const std::vector<Tensor>&)>;
