@@ -186,7 +186,9 @@ void setitem(Tensor& self, nb::handle key, nb::handle value) {
 
 // ---- operators ------------------------------------------------------------------------------
 
-Tensor as_operand(const Scalar& s) { return scalar_tensor(s); }
+// A Python number as a 0-d tensor of the dtype the op will compute in, so `float64_t % 0.1` does
+// not round 0.1 to float32 first.
+Tensor as_operand(const Tensor& t, const Scalar& s) { return scalar_tensor(s, result_type(t, s)); }
 
 // An in-place op spelled through copy_ where the C++ API has no dedicated method.
 Tensor& assign(Tensor& self, const Tensor& value) { return self.copy_(value); }
@@ -209,27 +211,27 @@ void def_arithmetic(nb::class_<Tensor>& c) {
       .def("__truediv__", [](T a, S b) { return a / b; })
       .def("__rtruediv__", [](T a, S b) { return b / a; })
       .def("__floordiv__", [](T a, T b) { return floor_divide(a, b); })
-      .def("__floordiv__", [](T a, S b) { return floor_divide(a, as_operand(b)); })
-      .def("__rfloordiv__", [](T a, S b) { return floor_divide(as_operand(b), a); })
+      .def("__floordiv__", [](T a, S b) { return floor_divide(a, as_operand(a, b)); })
+      .def("__rfloordiv__", [](T a, S b) { return floor_divide(as_operand(a, b), a); })
       .def("__mod__", [](T a, T b) { return remainder(a, b); })
-      .def("__mod__", [](T a, S b) { return remainder(a, as_operand(b)); })
-      .def("__rmod__", [](T a, S b) { return remainder(as_operand(b), a); })
+      .def("__mod__", [](T a, S b) { return remainder(a, as_operand(a, b)); })
+      .def("__rmod__", [](T a, S b) { return remainder(as_operand(a, b), a); })
       .def("__pow__", [](T a, T b) { return pow(a, b); })
       .def("__pow__", [](T a, S b) { return pow(a, b); })
-      .def("__rpow__", [](T a, S b) { return pow(as_operand(b), a); })
+      .def("__rpow__", [](T a, S b) { return pow(as_operand(a, b), a); })
       .def("__matmul__", [](T a, T b) {
         ReleaseGilIfLarge gil(a.numel() + b.numel());
         return matmul(a, b);
       })
       .def("__and__", [](T a, T b) { return a & b; })
-      .def("__and__", [](T a, S b) { return a & as_operand(b); })
-      .def("__rand__", [](T a, S b) { return as_operand(b) & a; })
+      .def("__and__", [](T a, S b) { return a & as_operand(a, b); })
+      .def("__rand__", [](T a, S b) { return as_operand(a, b) & a; })
       .def("__or__", [](T a, T b) { return a | b; })
-      .def("__or__", [](T a, S b) { return a | as_operand(b); })
-      .def("__ror__", [](T a, S b) { return as_operand(b) | a; })
+      .def("__or__", [](T a, S b) { return a | as_operand(a, b); })
+      .def("__ror__", [](T a, S b) { return as_operand(a, b) | a; })
       .def("__xor__", [](T a, T b) { return a ^ b; })
-      .def("__xor__", [](T a, S b) { return a ^ as_operand(b); })
-      .def("__rxor__", [](T a, S b) { return as_operand(b) ^ a; })
+      .def("__xor__", [](T a, S b) { return a ^ as_operand(a, b); })
+      .def("__rxor__", [](T a, S b) { return as_operand(a, b) ^ a; })
       .def("__neg__", [](T a) { return -a; })
       .def("__pos__", [](T a) { return a; })
       .def("__abs__", [](T a) { return abs(a); })
@@ -250,11 +252,11 @@ void def_inplace(nb::class_<Tensor>& c) {
       .def("__ifloordiv__", [](Tensor& a, T b) -> Tensor& { return assign(a, floor_divide(a, b)); },
            kSelf)
       .def("__ifloordiv__",
-           [](Tensor& a, S b) -> Tensor& { return assign(a, floor_divide(a, as_operand(b))); },
+           [](Tensor& a, S b) -> Tensor& { return assign(a, floor_divide(a, as_operand(a, b))); },
            kSelf)
       .def("__imod__", [](Tensor& a, T b) -> Tensor& { return assign(a, remainder(a, b)); }, kSelf)
       .def("__imod__",
-           [](Tensor& a, S b) -> Tensor& { return assign(a, remainder(a, as_operand(b))); }, kSelf)
+           [](Tensor& a, S b) -> Tensor& { return assign(a, remainder(a, as_operand(a, b))); }, kSelf)
       .def("__ipow__", [](Tensor& a, T b) -> Tensor& { return assign(a, pow(a, b)); }, kSelf)
       .def("__ipow__", [](Tensor& a, S b) -> Tensor& { return assign(a, pow(a, b)); }, kSelf)
       .def("__iand__", [](Tensor& a, T b) -> Tensor& { return assign(a, a & b); }, kSelf)
@@ -321,11 +323,13 @@ void def_metadata(nb::class_<Tensor>& c) {
       .def("element_size", &Tensor::itemsize, "Bytes per element.")
       .def_prop_ro("itemsize", &Tensor::itemsize)
       .def_prop_ro("nbytes", &Tensor::nbytes)
-      .def("is_contiguous", &Tensor::is_contiguous)
-      .def("storage_offset", &Tensor::offset)
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); })
+      .def("is_contiguous", &Tensor::is_contiguous, "Whether the elements are laid out row-major.")
+      .def("storage_offset", &Tensor::offset, "Offset of the first element in its storage.")
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()); },
+           "Address of the first element.")
       .def_prop_ro("is_cuda", [](const Tensor& t) { return t.device().is_cuda(); })
-      .def_prop_ro("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); })
+      .def("is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); },
+           "Whether the dtype is a floating-point type.")
       .def_prop_ro("T", [](const Tensor& t) {
         std::vector<int64_t> dims(static_cast<size_t>(t.dim()));
         for (size_t i = 0; i < dims.size(); ++i) dims[i] = t.dim() - 1 - static_cast<int64_t>(i);
@@ -393,7 +397,7 @@ void def_autograd(nb::class_<Tensor>& c) {
            "Accumulates gradients of this tensor into the .grad of the leaves.")
       .def("detach", &Tensor::detach, "Shares storage, has no history, does not require grad.")
       .def_prop_ro("data", &Tensor::detach)
-      .def("retain_grad", &Tensor::retain_grad)
+      .def("retain_grad", &Tensor::retain_grad, "Keeps .grad for this non-leaf after backward.")
       .def_prop_ro("retains_grad", &Tensor::retains_grad)
       .def("register_hook",
            [](const Tensor& t, nb::callable hook) {
@@ -407,7 +411,8 @@ void def_autograd(nb::class_<Tensor>& c) {
            nb::arg("hook"),
            "Calls hook(grad) when this tensor's gradient is computed; a returned tensor "
            "replaces it. Returns an id for remove_hook.")
-      .def("remove_hook", &Tensor::remove_hook, nb::arg("id"));
+      .def("remove_hook", &Tensor::remove_hook, nb::arg("id"),
+           "Removes a hook registered with register_hook.");
 }
 
 void def_views(nb::class_<Tensor>& c) {
@@ -417,30 +422,40 @@ void def_views(nb::class_<Tensor>& c) {
            [](const Tensor& t, nb::args s) { return t.reshape(shape_from_args(s, "reshape")); },
            "A new shape; a view when the strides allow, else a copy.")
       .def("permute",
-           [](const Tensor& t, nb::args d) { return t.permute(shape_from_args(d, "permute")); })
+           [](const Tensor& t, nb::args d) { return t.permute(shape_from_args(d, "permute")); },
+           "A view with the dims reordered.")
       .def("expand",
-           [](const Tensor& t, nb::args s) { return t.expand(shape_from_args(s, "expand")); })
-      .def("view_as", [](const Tensor& t, const Tensor& o) { return t.view(o.shape()); })
-      .def("reshape_as", [](const Tensor& t, const Tensor& o) { return t.reshape(o.shape()); })
-      .def("expand_as", [](const Tensor& t, const Tensor& o) { return t.expand(o.shape()); })
-      .def("transpose", &Tensor::transpose, nb::arg("dim0"), nb::arg("dim1"))
-      .def("t", &Tensor::t)
-      .def("narrow", &Tensor::narrow, nb::arg("dim"), nb::arg("start"), nb::arg("length"))
-      .def("select", &Tensor::select, nb::arg("dim"), nb::arg("index"))
+           [](const Tensor& t, nb::args s) { return t.expand(shape_from_args(s, "expand")); },
+           "A broadcast view with new sizes (-1 keeps a dim).")
+      .def("view_as", [](const Tensor& t, const Tensor& o) { return t.view(o.shape()); },
+           nb::arg("other"), "view() with other's shape.")
+      .def("reshape_as", [](const Tensor& t, const Tensor& o) { return t.reshape(o.shape()); },
+           nb::arg("other"), "reshape() to other's shape.")
+      .def("expand_as", [](const Tensor& t, const Tensor& o) { return t.expand(o.shape()); },
+           nb::arg("other"), "expand() to other's shape.")
+      .def("transpose", &Tensor::transpose, nb::arg("dim0"), nb::arg("dim1"),
+           "A view with two dims swapped.")
+      .def("t", &Tensor::t, "The transpose of a 0-, 1- or 2-d tensor.")
+      .def("narrow", &Tensor::narrow, nb::arg("dim"), nb::arg("start"), nb::arg("length"),
+           "A view of `length` elements of dim from start.")
+      .def("select", &Tensor::select, nb::arg("dim"), nb::arg("index"),
+           "A view at one index of dim, with that dim removed.")
       .def("squeeze",
            [](const Tensor& t, std::optional<int64_t> dim) {
              return dim ? t.squeeze(*dim) : t.squeeze();
            },
-           nb::arg("dim") = nb::none())
-      .def("unsqueeze", &Tensor::unsqueeze, nb::arg("dim"))
-      .def("flatten", &Tensor::flatten, nb::arg("start_dim") = 0, nb::arg("end_dim") = -1)
-      .def("unflatten", &Tensor::unflatten, nb::arg("dim"), nb::arg("sizes"))
+           nb::arg("dim") = nb::none(), "Removes size-1 dims (all, or the given one).")
+      .def("unsqueeze", &Tensor::unsqueeze, nb::arg("dim"), "Inserts a size-1 dim.")
+      .def("flatten", &Tensor::flatten, nb::arg("start_dim") = 0, nb::arg("end_dim") = -1,
+           "Merges dims start_dim..end_dim into one.")
+      .def("unflatten", &Tensor::unflatten, nb::arg("dim"), nb::arg("sizes"),
+           "Splits dim into the given sizes.")
       .def("diagonal", &Tensor::diagonal, nb::arg("offset") = 0, nb::arg("dim1") = 0,
-           nb::arg("dim2") = 1)
+           nb::arg("dim2") = 1, "A view of a diagonal of the dim1 x dim2 planes.")
       .def("as_strided", &Tensor::as_strided, nb::arg("size"), nb::arg("stride"),
-           nb::arg("storage_offset") = nb::none())
-      .def("contiguous", &Tensor::contiguous)
-      .def("clone", &Tensor::clone)
+           nb::arg("storage_offset") = nb::none(), "A view with explicit sizes and strides.")
+      .def("contiguous", &Tensor::contiguous, "Self if row-major, else a row-major copy.")
+      .def("clone", &Tensor::clone, "A copy with its own storage (recorded by autograd).")
       .def("__getitem__", &getitem, nb::arg("key").none())
       .def("__setitem__", &setitem, nb::arg("key").none(), nb::arg("value"));
 }
@@ -470,11 +485,12 @@ void def_conversions(nb::class_<Tensor>& c) {
              return to_dtype_device(t, other.device(), other.dtype(), copy);
            },
            nb::arg("other"), nb::arg("copy") = false)
-      .def("type", [](const Tensor& t, DType dtype) { return t.to(dtype); }, nb::arg("dtype"))
-      .def("cpu", [](const Tensor& t) { return t.to(Device::cpu()); })
+      .def("type", [](const Tensor& t, DType dtype) { return t.to(dtype); }, nb::arg("dtype"),
+           "Converts to dtype.")
+      .def("cpu", [](const Tensor& t) { return t.to(Device::cpu()); }, "Copies to the CPU.")
       .def("cuda",
            [](const Tensor& t, int index) { return t.to(Device::cuda(index)); },
-           nb::arg("device") = 0);
+           nb::arg("device") = 0, "Copies to a CUDA device.");
   const std::pair<const char*, DType> casts[] = {
       {"float", kFloat32}, {"double", kFloat64}, {"half", kFloat16}, {"bfloat16", kBFloat16},
       {"int", kInt32},     {"long", kInt64},     {"short", kInt16},  {"char", kInt8},
@@ -486,39 +502,42 @@ void def_conversions(nb::class_<Tensor>& c) {
 
 void def_inplace_methods(nb::class_<Tensor>& c) {
   c.def("copy_", [](Tensor& t, const Tensor& s) -> Tensor& { return t.copy_(s); }, nb::arg("src"),
-        kSelf)
+        kSelf, "Copies src into self (broadcasting, converting dtype).")
       .def("fill_", [](Tensor& t, const Scalar& v) -> Tensor& { return t.fill_(v); },
-           nb::arg("value"), kSelf)
-      .def("zero_", [](Tensor& t) -> Tensor& { return t.zero_(); }, kSelf)
+           nb::arg("value"), kSelf, "Sets every element to value.")
+      .def("zero_", [](Tensor& t) -> Tensor& { return t.zero_(); }, kSelf,
+           "Sets every element to zero.")
       .def("add_",
            [](Tensor& t, const Tensor& o, const Scalar& alpha) -> Tensor& {
              return alpha.to<double>() == 1.0 ? t.add_(o) : t.add_(o * alpha);
            },
-           nb::arg("other"), nb::kw_only(), nb::arg("alpha") = 1, kSelf)
+           nb::arg("other"), nb::kw_only(), nb::arg("alpha") = 1, kSelf,
+           "self += alpha * other, in place.")
       .def("add_", [](Tensor& t, const Scalar& o) -> Tensor& { return t.add_(o); },
            nb::arg("other"), kSelf)
       .def("sub_", [](Tensor& t, const Tensor& o) -> Tensor& { return t.sub_(o); },
-           nb::arg("other"), kSelf)
+           nb::arg("other"), kSelf, "self -= other, in place.")
       .def("sub_", [](Tensor& t, const Scalar& o) -> Tensor& { return t.sub_(o); },
            nb::arg("other"), kSelf)
       .def("mul_", [](Tensor& t, const Tensor& o) -> Tensor& { return t.mul_(o); },
-           nb::arg("other"), kSelf)
+           nb::arg("other"), kSelf, "self *= other, in place.")
       .def("mul_", [](Tensor& t, const Scalar& o) -> Tensor& { return t.mul_(o); },
            nb::arg("other"), kSelf)
       .def("div_", [](Tensor& t, const Tensor& o) -> Tensor& { return t.div_(o); },
-           nb::arg("other"), kSelf)
+           nb::arg("other"), kSelf, "self /= other, in place.")
       .def("div_", [](Tensor& t, const Scalar& o) -> Tensor& { return t.div_(o); },
            nb::arg("other"), kSelf)
       .def("clamp_",
            [](Tensor& t, std::optional<Scalar> lo, std::optional<Scalar> hi) -> Tensor& {
              return t.clamp_(lo, hi);
            },
-           nb::arg("min") = nb::none(), nb::arg("max") = nb::none(), kSelf)
+           nb::arg("min") = nb::none(), nb::arg("max") = nb::none(), kSelf,
+           "Clamps every element into [min, max], in place.")
       .def("masked_fill_",
            [](Tensor& t, const Tensor& mask, const Scalar& v) -> Tensor& {
              return t.masked_fill_(mask, v);
            },
-           nb::arg("mask"), nb::arg("value"), kSelf);
+           nb::arg("mask"), nb::arg("value"), kSelf, "Sets elements where mask is true to value.");
 }
 
 }  // namespace

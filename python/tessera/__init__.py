@@ -5,26 +5,9 @@ The public names mirror PyTorch's (``tessera.zeros(2, 3, dtype=tessera.float32)`
 in ``tessera.func``. Everything runs in the C++ library; this package only arranges names.
 """
 from . import _C
-from ._C import *  # noqa: F401,F403  (the ops: tessera.zeros, tessera.sum, ...)
-from ._C import (  # noqa: F401  (re-exported)
-    Tensor,
-    device,
-    dtype,
-    promote_types,
-    tensor,
-    from_numpy,
-    from_dlpack,
-    asarray,
-    Error,
-    ShapeError,
-    DTypeError,
-    DeviceError,
-    IndexError,
-    ValueError,
-    IOError,
-    NotImplementedError,
-    NotBuiltError,
-)
+# Tensor, dtype, device, the ops (tessera.zeros, tessera.sum, ...) and the exception classes
+# (tessera.Error and its subclasses; note tessera.ValueError etc. shadow the built-ins here).
+from ._C import *  # noqa: F401,F403
 
 __version__ = "0.1.0"
 
@@ -44,5 +27,14 @@ del _d
 dtype.__repr__ = lambda self: f"tessera.{self.name}"
 dtype.__str__ = dtype.__repr__
 
+# Submodules defined entirely in C++ are importable by name too (`from tessera.profiler import
+# Session`).
+import sys as _sys  # noqa: E402
+
+for _name in ("profiler", "scheduler", "cuda"):
+    _sys.modules[f"{__name__}.{_name}"] = getattr(_C, _name)
+del _name
+
 # The submodules, each a thin arrangement of the C++ stack.
 from . import autograd, func, nn, optim, data, io  # noqa: E402,F401
+from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled, is_inference_mode_enabled  # noqa: E402,F401
