@@ -86,3 +86,17 @@ def test_a_thread_can_run_while_another_holds_a_large_kernel():
         t.join()
         ts.set_num_threads(threads_before)
     assert progressed > 0.5 * rate * elapsed, (progressed, rate, elapsed)
+
+
+def test_concurrent_backward_passes_on_shared_leaves():
+    # Every thread's graph ends in the same leaves: their accumulators and .grad are shared.
+    w = ts.randn(64, 128, requires_grad=True)
+    b = ts.randn(64, requires_grad=True)
+
+    def work(i):
+        for _ in range(50):
+            (ts.randn(32, 128) @ w.t() + b).sum().backward()
+
+    run_threads(work)
+    np.testing.assert_array_equal(b.grad.numpy(), np.full(64, 4 * 50 * 32, dtype=np.float32))
+    assert w.grad.shape == (64, 128)

@@ -3,6 +3,7 @@
 // recursion anywhere, so a chain of a million ops needs no more stack than a chain of one.
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <queue>
 
 #include "autograd/graph.h"
@@ -139,6 +140,11 @@ class BackwardOpScope {
 std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vector<Tensor>& seeds,
                                  const std::vector<Edge>& capture, bool retain_graph,
                                  bool create_graph, bool allow_unused) {
+  // One pass at a time: concurrent passes from several threads share the leaves'
+  // accumulators (and so their per-pass scratch and .grad). Recursive: a custom backward or a
+  // checkpoint runs a nested pass on the same thread.
+  static std::recursive_mutex engine_mutex;
+  std::lock_guard<std::recursive_mutex> one_pass(engine_mutex);
   GradModeScope grad_mode(create_graph);
   const uint64_t task = g_next_task.fetch_add(1, std::memory_order_relaxed);
   std::vector<Node*> nodes = reachable(roots, task);
