@@ -46,11 +46,15 @@ add_custom_target(tessera_py_files ALL
   COMMENT "Copying the tessera Python package into the build tree")
 add_dependencies(_C tessera_py_files)
 
-# Type stubs for editors, generated from the built module.
-nanobind_add_stub(_C_stub MODULE tessera._C OUTPUT ${TESSERA_PY_DIR}/_C.pyi
-                  PYTHON_PATH ${CMAKE_BINARY_DIR}/python DEPENDS _C MARKER_FILE ${TESSERA_PY_DIR}/py.typed)
+# Type stubs for editors, generated from the built module: a stub package tessera/_C/ with one
+# .pyi per submodule (the private _nn, _optim, ... hold most classes, hence INCLUDE_PRIVATE).
+# Python imports the extension module beside it; type checkers read the stubs.
+nanobind_add_stub(_C_stub RECURSIVE INCLUDE_PRIVATE MODULE tessera._C OUTPUT_PATH ${TESSERA_PY_DIR}
+                  OUTPUT ${TESSERA_PY_DIR}/_C/__init__.pyi PYTHON_PATH ${CMAKE_BINARY_DIR}/python
+                  DEPENDS _C MARKER_FILE ${TESSERA_PY_DIR}/py.typed)
 
 if(SKBUILD)
   install(TARGETS _C tessera LIBRARY DESTINATION tessera)
-  install(FILES ${TESSERA_PY_DIR}/_C.pyi ${TESSERA_PY_DIR}/py.typed DESTINATION tessera)
+  install(DIRECTORY ${TESSERA_PY_DIR}/_C DESTINATION tessera)
+  install(FILES ${TESSERA_PY_DIR}/py.typed DESTINATION tessera)
 endif()

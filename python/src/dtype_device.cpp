@@ -17,7 +17,9 @@ void init_dtype_device(nb::module_& m) {
       .def_prop_ro("is_signed", [](DType t) {
         return t != kBool && t != kUInt8;
       })
-      .def_prop_ro("itemsize", [](DType t) { return itemsize(t); }, "Bytes per element.");
+      .def_prop_ro("itemsize", [](DType t) { return itemsize(t); }, "Bytes per element.")
+      .def("__repr__", [](DType t) { return fmt::format("tessera.{}", dtype_name(t)); })
+      .def("__str__", [](DType t) { return fmt::format("tessera.{}", dtype_name(t)); });
   m.def("promote_types", &promote_types, nb::arg("type1"), nb::arg("type2"),
         "The dtype a binary op on these two dtypes gives (PyTorch's promotion table).");
 

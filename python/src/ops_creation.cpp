@@ -207,7 +207,7 @@ void def_random(nb::module_& m, nb::class_<Tensor>& c) {
         ReleaseGilIfLarge gil(work(self));
         return fill_from(self, uniform(from, to, self.shape(), {self.dtype(), self.device()}, gen));
       },
-      nb::arg("from") = 0.0, nb::arg("to") = 1.0, nb::kw_only(), TS_GEN_KW, kSelf,
+      nb::arg("from_") = 0.0, nb::arg("to") = 1.0, nb::kw_only(), TS_GEN_KW, kSelf,
       "Fills self with uniform random values in [from, to); returns self.");
   c.def(
       "normal_",

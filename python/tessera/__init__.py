@@ -24,9 +24,6 @@ bool = globals()["bool"]  # noqa: A001  (the dtype, set by the loop above)
 cfloat = complex64
 del _d
 
-dtype.__repr__ = lambda self: f"tessera.{self.name}"
-dtype.__str__ = dtype.__repr__
-
 # Submodules defined entirely in C++ are importable by name too (`from tessera.profiler import
 # Session`).
 import sys as _sys  # noqa: E402

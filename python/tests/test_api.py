@@ -1,5 +1,6 @@
 """The public API is documented: every public function, class and method in the tessera
 namespaces has a docstring beyond the signature nanobind generates, and the stubs exist."""
+import ast
 import inspect
 import pathlib
 import re
@@ -67,12 +68,15 @@ def test_every_public_callable_has_a_docstring():
     assert not missing, f"{len(missing)} undocumented: {missing[:40]}"
 
 
-def test_type_stubs_are_generated_next_to_the_module():
-    stub = pathlib.Path(ts._C.__file__).with_name("_C.pyi")
-    assert stub.exists()
-    text = stub.read_text()
-    assert "class Tensor" in text and "def tensor(" in text
-    assert (stub.parent / "py.typed").exists()
+def test_type_stubs_are_generated_and_valid():
+    stubs = pathlib.Path(ts._C.__file__).with_name("_C")
+    top = (stubs / "__init__.pyi").read_text()
+    assert "class Tensor" in top and "def tensor(" in top
+    assert "class Linear" in (stubs / "_nn" / "__init__.pyi").read_text()
+    assert "class AdamW" in (stubs / "_optim" / "__init__.pyi").read_text()
+    for stub in stubs.rglob("*.pyi"):
+        ast.parse(stub.read_text(), filename=str(stub))  # a stub editors cannot parse is useless
+    assert (stubs.parent / "py.typed").exists()
 
 
 def test_wrong_argument_types_list_the_signature():

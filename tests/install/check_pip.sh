@@ -19,7 +19,7 @@ assert "site-packages" in ts.__file__, ts.__file__
 x = ts.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
 (x @ x).sum().backward()
 assert x.grad.tolist() == [[7.0, 11.0], [7.0, 11.0]], x.grad
-stub = pathlib.Path(ts.__file__).with_name("_C.pyi")
+stub = pathlib.Path(ts.__file__).with_name("_C") / "__init__.pyi"
 assert stub.exists() and "class Tensor" in stub.read_text()
 print("PASS: pip-installed tessera", ts.__version__, "from", ts.__file__)
 PY
