@@ -3,7 +3,9 @@
 #include <cblas.h>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "bench.h"
 #include "tessera/tessera.h"
@@ -43,14 +45,25 @@ Record gemm_case(int64_t n, const Options& opt) {
   const float* pb = b.data_ptr<float>();
   float* pc = c.data_ptr<float>();
   const int ni = static_cast<int>(n);
-  const auto t =
-      median_seconds_interleaved({[&] {
-                                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni,
-                                                ni, 1.f, pa, ni, pb, ni, 0.f, pc, ni);
-                                  },
-                                  [&] { matmul(a, b); }},
-                                 opt);
-  const double t_blas = t[0], t_ts = t[1];
+  // The peer is cblas_sgemm as a plain program calls it, on OpenBLAS's own threads. Those keep
+  // spinning for a while after each call and would slow whatever runs next, while Tessera keeps
+  // OpenBLAS single-threaded and splits a product over its own pool; so the two are timed in
+  // separate blocks (not in alternation), ours first, and a pause after the peer lets
+  // OpenBLAS's threads park before the next case.
+  const double t_ts = median_seconds([&] { matmul(a, b); }, opt);
+#ifdef OPENBLAS_VERSION
+  openblas_set_num_threads(num_threads());
+#endif
+  const double t_blas = median_seconds(
+      [&] {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ni, ni, ni, 1.f, pa, ni, pb, ni, 0.f,
+                    pc, ni);
+      },
+      opt);
+#ifdef OPENBLAS_VERSION
+  openblas_set_num_threads(1);
+#endif
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const double flops =
       2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
   return {fmt::format("matmul f32 {}^3", n),

@@ -4,14 +4,24 @@ on the same machine, and prints Tessera's speed relative to PyTorch's (higher is
 
     pip install torch        # CPU wheels are enough
     python3 benchmarks/compare/train_compare.py [--tessera build/cli/tessera] [--threads 2]
+        [--runs 3] [--out benchmarks/results]
+
+Each run times both sides back to back (Tessera, then PyTorch), so machine noise hits a run's
+pair alike; the summary is the median over runs of each side and of the per-run ratios. With
+--out, run k is written to train<variant>-cpu-<date>-run<k>.json (Tessera's records, as
+`tessera bench train --json` prints them) and train-compare<variant>-cpu-<date>-run<k>.json
+(both sides and the ratio per model, with the OpenBLAS core type asked for, if any).
 """
 import argparse
+import datetime
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+TARGETS = {"MLP": 1.5, "LeNet-5": 1.2}
 
 
 def torch_steps(threads, repeats):
@@ -52,26 +62,55 @@ def torch_steps(threads, repeats):
     }
 
 
+def tessera_records(binary, threads, repeats):
+    env = dict(os.environ, TESSERA_NUM_THREADS=str(threads))
+    out = subprocess.run([binary, "bench", "train", "--json", "--repeats", str(repeats)],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tessera", default="build/cli/tessera")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", help="folder for the per-run JSON files")
+    ap.add_argument("--variant", default="", help="file name tag, e.g. openblas-skylakex")
     args = ap.parse_args()
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         sys.exit("PyTorch is not installed: pip install torch")
-    env = dict(os.environ, TESSERA_NUM_THREADS=str(args.threads))
-    out = subprocess.run([args.tessera, "bench", "train", "--json"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    ours = {r["name"].split(" ")[0]: r["value"] * 1e-3 for r in json.loads(out)}
-    theirs = torch_steps(args.threads, args.repeats)
-    targets = {"MLP": 1.5, "LeNet-5": 1.2}
-    for name, t in theirs.items():
-        ratio = t / ours[name]
-        print(f"{name:8s} tessera {ours[name] * 1e3:7.3f} ms  pytorch {t * 1e3:7.3f} ms  "
-              f"speed ratio {ratio:5.2f} (target >= {targets[name]})")
+    date = datetime.date.today().isoformat()
+    tag = f"-{args.variant}" if args.variant else ""
+    runs = []
+    for k in range(1, args.runs + 1):
+        records = tessera_records(args.tessera, args.threads, args.repeats)
+        ours = {r["name"].split(" ")[0]: r["value"] * 1e-3 for r in records}
+        theirs = torch_steps(args.threads, args.repeats)
+        run = {name: {"tessera_ms": ours[name] * 1e3, "pytorch_ms": t * 1e3,
+                      "speed_ratio": t / ours[name], "target": TARGETS[name]}
+               for name, t in theirs.items()}
+        runs.append(run)
+        print(f"run {k}: " + "  ".join(f"{n} {v['speed_ratio']:.2f}" for n, v in run.items()))
+        if args.out:
+            with open(os.path.join(args.out, f"train{tag}-cpu-{date}-run{k}.json"), "w") as f:
+                json.dump(records, f, indent=2, sort_keys=True)
+                f.write("\n")
+            meta = {"threads": args.threads, "repeats": args.repeats,
+                    "pytorch": torch.__version__, "models": run,
+                    "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(detected)")}
+            with open(os.path.join(args.out, f"train-compare{tag}-cpu-{date}-run{k}.json"),
+                      "w") as f:
+                json.dump(meta, f, indent=2, sort_keys=True)
+                f.write("\n")
+    for name in TARGETS:
+        med = {key: statistics.median(r[name][key] for r in runs)
+               for key in ("tessera_ms", "pytorch_ms", "speed_ratio")}
+        each = ", ".join(f"{r[name]['speed_ratio']:.2f}" for r in runs)
+        print(f"{name:8s} tessera {med['tessera_ms']:7.3f} ms  pytorch {med['pytorch_ms']:7.3f} ms"
+              f"  speed ratio {med['speed_ratio']:5.2f} ({each}; target >= {TARGETS[name]})")
 
 
 if __name__ == "__main__":

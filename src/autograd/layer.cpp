@@ -19,6 +19,7 @@ struct PrimNode final : Node {
   Attrs attrs;
   std::vector<SavedTensor> inputs, outputs;
   bool released = false;
+  bool wants_all = false;  // under CopySlices, which also uses input 0's gradient
 
   PrimNode(const Primitive& p, const Attrs& a) : prim(&p), attrs(a) {}
   ~PrimNode() override { release(); }
@@ -43,7 +44,15 @@ struct PrimNode final : Node {
     for (const auto& s : inputs) in.push_back(s.unpack(self, 0, prim->name));
     for (size_t o = 0; o < outputs.size(); ++o)
       out.push_back(outputs[o].unpack(self, static_cast<uint32_t>(o), prim->name));
-    std::vector<Tensor> res = prim->vjp(in, out, grads, attrs);
+    // Inputs without an edge (data, constants) need no gradient: rules may skip them.
+    uint64_t wanted = 0;
+    for (size_t i = 0; i < next.size() && i < 64; ++i)
+      if (wants_all || next[i].valid()) wanted |= uint64_t{1} << i;
+    std::vector<Tensor> res;
+    {
+      rules::WantedGradsScope scope(wanted);
+      res = prim->vjp(in, out, grads, attrs);
+    }
     if (res.size() != in.size())
       fail<ValueError>(name(), "vjp rule returned {} gradients for {} inputs", res.size(),
                        in.size());
@@ -168,6 +177,7 @@ void check_inplace_allowed(const Primitive& p, const Tensor& dst) {
 
 // In-place on a view: the base gets CopySlices history, the view a ViewOfBase node.
 void rebase_view(const Primitive& p, const Tensor& view, const std::shared_ptr<PrimNode>& node) {
+  node->wants_all = true;
   const Tensor base = root_base(view);
   Tensor pos = view_positions(base, view, p.name);
   NoGradGuard no_grad;  // the positions are constants

@@ -18,6 +18,7 @@
 //    primitive has no batch rule, the vmap layer loops over the batch and stacks.
 //  * Rules are registered while the registry is being built: look primitives up with
 //    r.get("name") on the Registry passed in, never with prim() (that would recurse).
+#include <cstdint>
 #include <span>
 #include <vector>
 
@@ -41,6 +42,26 @@ Tensor to_dtype(const Tensor& g, DType dtype);
 
 /// A zero tensor with t's shape and dtype that owns one element (see VjpSkips).
 Tensor stand_in(const Tensor& t);
+
+/// Whether the backward step running this vjp rule uses input i's gradient. It does not when
+/// the input neither requires grad nor has history (a data batch, a constant): a rule may then
+/// skip that work and return an undefined Tensor for it (PyTorch's needs_input_grad). Outside
+/// a backward step (a rule called directly) every input's gradient is wanted.
+bool grad_wanted(size_t i);
+
+/// Set by the engine around one vjp call: bit i of `wanted` for input i (inputs from 64 on
+/// always count as wanted).
+class WantedGradsScope {
+ public:
+  explicit WantedGradsScope(uint64_t wanted);
+  ~WantedGradsScope();
+  WantedGradsScope(const WantedGradsScope&) = delete;
+  WantedGradsScope& operator=(const WantedGradsScope&) = delete;
+
+ private:
+  bool prev_active_;
+  uint64_t prev_wanted_;
+};
 
 // ---- generic rules ---------------------------------------------------------------------
 /// jvp of a primitive that is linear in its floating inputs (views, shape ops, sum, add,

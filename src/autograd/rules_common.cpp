@@ -27,6 +27,23 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   return s.reshape(shape);
 }
 
+namespace {
+thread_local bool t_wanted_active = false;  // false: not in a backward step
+thread_local uint64_t t_wanted = 0;
+}  // namespace
+
+bool grad_wanted(size_t i) { return !t_wanted_active || i >= 64 || ((t_wanted >> i) & 1) != 0; }
+
+WantedGradsScope::WantedGradsScope(uint64_t wanted)
+    : prev_active_(t_wanted_active), prev_wanted_(t_wanted) {
+  t_wanted_active = true;
+  t_wanted = wanted;
+}
+WantedGradsScope::~WantedGradsScope() {
+  t_wanted_active = prev_active_;
+  t_wanted = prev_wanted_;
+}
+
 Tensor or_zeros(const Tensor& t, const Tensor& like) { return t.defined() ? t : zeros_like(like); }
 
 Tensor add_opt(const Tensor& a, const Tensor& b) {

@@ -9,6 +9,15 @@
 namespace tessera::rules {
 namespace {
 
+// x @ y with the strides of `like` when like is a transposed matrix (like.mT() contiguous,
+// e.g. the weight of a linear layer seen through w.t()): computed as (y^T @ x^T)^T, which BLAS
+// reads in place, so the gradient reaches the leaf contiguous and the optimizer copies nothing.
+Tensor matmul_like(const Tensor& x, const Tensor& y, const Tensor& like) {
+  const bool transposed = like.dim() == 2 && x.dim() == 2 && y.dim() == 2 &&
+                          !like.is_contiguous() && like.mT().is_contiguous();
+  return transposed ? matmul(y.mT(), x.mT()).mT() : matmul(x, y);
+}
+
 void set_matmul(Primitive& p) {
   // out = a @ b: da = ct @ b^T, db = a^T @ ct, each summed over the batch dims it was
   // broadcast along. (Complex operands would need conjugates; there is no conj op yet.)
@@ -16,8 +25,8 @@ void set_matmul(Primitive& p) {
     const Tensor &a = in[0], &b = in[1];
     std::vector<Tensor> g(2);
     if (!is_differentiable(a.dtype())) return g;
-    g[0] = sum_to(matmul(ct[0], b.mT()), a.shape());
-    g[1] = sum_to(matmul(a.mT(), ct[0]), b.shape());
+    if (grad_wanted(0)) g[0] = sum_to(matmul_like(ct[0], b.mT(), a), a.shape());
+    if (grad_wanted(1)) g[1] = sum_to(matmul_like(a.mT(), ct[0], b), b.shape());
     return g;
   };
   // Bilinear: d(a @ b) = da @ b + a @ db.

@@ -78,10 +78,10 @@ Tensor bias_tangent(const Tensor& tb, const Tensor& out) {
 
 void set_conv(Primitive& p, const NnPrims& P) {
   p.vjp = [P](Inputs in, Inputs, Inputs ct, const Attrs& a) {
-    std::vector<Tensor> g(in.size());
-    g[0] = transpose_to(P, ct[0], in[1], in[0].shape(), a);
-    g[1] = weight_grad(P, in[0], ct[0], in[1].shape(), a);
-    if (in.size() > 2) g[2] = bias_grad(ct[0]);
+    std::vector<Tensor> g(in.size());  // skipping unwanted ones: the data batch's dx
+    if (grad_wanted(0)) g[0] = transpose_to(P, ct[0], in[1], in[0].shape(), a);
+    if (grad_wanted(1)) g[1] = weight_grad(P, in[0], ct[0], in[1].shape(), a);
+    if (in.size() > 2 && grad_wanted(2)) g[2] = bias_grad(ct[0]);
     return g;
   };
   p.jvp = [P](Inputs in, Inputs out, Inputs t, const Attrs& a) {
@@ -97,9 +97,9 @@ void set_conv_transpose(Primitive& p, const NnPrims& P) {
   p.vjp = [P](Inputs in, Inputs, Inputs ct, const Attrs& a) {
     std::vector<Tensor> g(in.size());
     // With output_padding >= stride the adjoint conv covers extra positions of x: cut them.
-    g[0] = narrow_to(call(P.conv, {ct[0], in[1]}, a), in[0].shape());
-    g[1] = weight_grad(P, ct[0], in[0], in[1].shape(), a);
-    if (in.size() > 2) g[2] = bias_grad(ct[0]);
+    if (grad_wanted(0)) g[0] = narrow_to(call(P.conv, {ct[0], in[1]}, a), in[0].shape());
+    if (grad_wanted(1)) g[1] = weight_grad(P, ct[0], in[0], in[1].shape(), a);
+    if (in.size() > 2 && grad_wanted(2)) g[2] = bias_grad(ct[0]);
     return g;
   };
   p.jvp = [P](Inputs in, Inputs out, Inputs t, const Attrs& a) {
@@ -114,8 +114,10 @@ void set_conv_transpose(Primitive& p, const NnPrims& P) {
 // Bilinear in (x, dy): dx = conv_transpose(dy, G), d dy = conv(x, G) cut to dy's size.
 void set_conv_weight_grad(Primitive& p, const NnPrims& P) {
   p.vjp = [P](Inputs in, Inputs, Inputs ct, const Attrs& a) {
-    return std::vector<Tensor>{transpose_to(P, in[1], ct[0], in[0].shape(), a),
-                               narrow_to(call(P.conv, {in[0], ct[0]}, a), in[1].shape())};
+    std::vector<Tensor> g(2);
+    if (grad_wanted(0)) g[0] = transpose_to(P, in[1], ct[0], in[0].shape(), a);
+    if (grad_wanted(1)) g[1] = narrow_to(call(P.conv, {in[0], ct[0]}, a), in[1].shape());
+    return g;
   };
   p.jvp = [P](Inputs in, Inputs, Inputs t, const Attrs& a) {
     Tensor y;

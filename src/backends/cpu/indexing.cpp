@@ -77,6 +77,25 @@ void normalize(Normalized& n, const Shape& shape, const TableSide& dst, const Ta
   n.src = &n.s0;
 }
 
+// The byte offsets of row r (all dims but the last) on each side; false when the source row
+// is a fill (an outer dim points into constant padding).
+bool row_offsets(const Shape& shape, const TableSide& dst, const TableSide& src, int64_t r,
+                 int64_t& doff, int64_t& soff) {
+  doff = soff = 0;
+  bool filled = false;
+  for (size_t d = shape.size() - 1; d-- > 0;) {
+    const int64_t i = r % shape[d];
+    r /= shape[d];
+    doff += dst.tables[d][i];
+    const int64_t s = src.tables[d][i];
+    if (s == kFillOffset)
+      filled = true;
+    else
+      soff += s;
+  }
+  return !filled;
+}
+
 // Calls f(dst_offset, src_offset) for each element of rows [r0, r1) of shape.
 template <class F>
 void for_each_pair(const Shape& shape, const TableSide& dst, const TableSide& src, int64_t r0,
@@ -84,20 +103,34 @@ void for_each_pair(const Shape& shape, const TableSide& dst, const TableSide& sr
   const size_t last = shape.size() - 1;
   const auto &dl = dst.tables[last], &sl = src.tables[last];
   for (int64_t r = r0; r < r1; ++r) {
-    int64_t rem = r, doff = 0, soff = 0;
-    bool fill_row = false;
-    for (size_t d = last; d-- > 0;) {
-      const int64_t i = rem % shape[d];
-      rem /= shape[d];
-      doff += dst.tables[d][i];
-      const int64_t s = src.tables[d][i];
-      if (s == kFillOffset)
-        fill_row = true;
-      else
-        soff += s;
-    }
+    int64_t doff, soff;
+    const bool fill_row = !row_offsets(shape, dst, src, r, doff, soff);
     for (int64_t k = 0; k < shape[last]; ++k)
       f(doff + dl[k], fill_row || sl[k] == kFillOffset ? kFillOffset : soff + sl[k]);
+  }
+}
+
+// True when a last-dim table is {0, itemsize, 2 * itemsize, ...}: the row is one dense run.
+bool dense_row(const std::vector<int64_t>& table, int64_t itemsize) {
+  for (size_t k = 0; k < table.size(); ++k)
+    if (table[k] != static_cast<int64_t>(k) * itemsize) return false;
+  return true;
+}
+
+// Rows [r0, r1) when both sides' rows are dense (index_select of rows, contiguous slices,
+// cat): one memmove per row instead of one memcpy per element (memmove: an in-place write
+// such as index_put may read its own storage).
+void copy_dense_rows(const Shape& shape, const TableSide& dst, const TableSide& src, int64_t r0,
+                     int64_t r1, int64_t itemsize, const void* fill) {
+  const int64_t n = shape.back();
+  for (int64_t r = r0; r < r1; ++r) {
+    int64_t doff, soff;
+    if (row_offsets(shape, dst, src, r, doff, soff)) {
+      std::memmove(dst.base + doff, src.base + soff, static_cast<size_t>(n * itemsize));
+      continue;
+    }
+    for (int64_t k = 0; k < n; ++k)
+      std::memcpy(dst.base + doff + k * itemsize, fill, static_cast<size_t>(itemsize));
   }
 }
 
@@ -145,12 +178,19 @@ void table_move(const Shape& shape, const TableSide& dst, const TableSide& src, 
   if (numel == 0) return;
   const MoveRowsFn fn = move_fn(itemsize);
   const int64_t row = n.shape.back(), rows = numel / row;
+  const bool dense = row > 1 && dense_row(n.dst->tables.back(), itemsize) &&
+                     dense_row(n.src->tables.back(), itemsize);
+  auto move = [&](int64_t b, int64_t e) {
+    if (dense)
+      copy_dense_rows(n.shape, *n.dst, *n.src, b, e, itemsize, fill);
+    else
+      fn(n.shape, *n.dst, *n.src, b, e, fill);
+  };
   if (!parallel || numel <= kParallelGrain) {
-    fn(n.shape, *n.dst, *n.src, 0, rows, fill);
+    move(0, rows);
     return;
   }
-  parallel_for(rows, std::max<int64_t>(1, kParallelGrain / row),
-               [&](int64_t b, int64_t e) { fn(n.shape, *n.dst, *n.src, b, e, fill); });
+  parallel_for(rows, std::max<int64_t>(1, kParallelGrain / row), move);
 }
 
 void table_accumulate(const Shape& shape, const TableSide& dst, const TableSide& src, DType dtype) {
@@ -199,7 +239,10 @@ int64_t item(const Tensor& t) { return static_cast<int64_t>(t.itemsize()); }
 void index_select_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
   const int64_t d = a.get<int64_t>("dim");
-  TableSide s = strided_side(x);
+  // x's tables over the output's shape: x's own table along d would be as long as the dataset
+  // when a loader gathers a small batch from it.
+  TableSide s =
+      strided_side(static_cast<char*>(x.raw_data()), out[0].shape(), x.strides(), item(x));
   s.tables[d] =
       index_offsets(in[1], x.shape()[d], x.strides()[d] * item(x), false, "index_select", d);
   table_move(out[0].shape(), strided_side(out[0]), s, item(x));

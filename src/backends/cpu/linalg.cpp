@@ -1,15 +1,15 @@
 // CPU matmul kernels. "blas" (f32/f64/c64) hands each matrix to cblas_?gemm in place: a
 // row- or column-major operand is passed with NoTrans/Trans and its leading dimension, and
-// only an operand that fits neither layout is packed. "builtin" covers every other dtype with
-// a blocked loop that accumulates in float (16-bit floats) or wrapping uint64 (integers).
-#include <cblas.h>
-
+// only an operand that fits neither layout is packed; large products are split over our
+// threads (gemm.h). "builtin" covers every other dtype with a blocked loop that accumulates in
+// float (16-bit floats) or wrapping uint64 (integers).
 #include <algorithm>
 #include <climits>
 #include <cstring>
 #include <optional>
 #include <vector>
 
+#include "gemm.h"
 #include "loops.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/parallel.h"
@@ -63,31 +63,6 @@ std::optional<Layout> blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_
   return std::nullopt;
 }
 
-template <class T>
-struct Blas;
-template <>
-struct Blas<float> {
-  static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float* a,
-                   int lda, const float* b, int ldb, float* c, int ldc) {
-    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);
-  }
-};
-template <>
-struct Blas<double> {
-  static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const double* a,
-                   int lda, const double* b, int ldb, double* c, int ldc) {
-    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
-  }
-};
-template <>
-struct Blas<Complex64> {
-  static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const Complex64* a,
-                   int lda, const Complex64* b, int ldb, Complex64* c, int ldc) {
-    const Complex64 one(1.f, 0.f), zero(0.f, 0.f);
-    cblas_cgemm(CblasRowMajor, ta, tb, m, n, k, &one, a, lda, b, ldb, &zero, c, ldc);
-  }
-};
-
 // One operand as BLAS sees it: in place when a layout fits, else packed row-major into scratch
 // (repacked only when the batch moves to another source matrix, so broadcast operands pack once).
 template <class T>
@@ -124,7 +99,6 @@ std::optional<int64_t> merged_stride(const Shape& sizes, const Strides& strides)
 }
 
 constexpr int64_t kIntMax = INT_MAX;
-int as_int(int64_t v) { return static_cast<int>(v); }
 
 // When b is shared by the whole batch and a's batch dims stack its rows at one stride, the
 // batch is a single (count*m) x k GEMM: one BLAS call instead of count small ones.
@@ -144,13 +118,12 @@ bool gemm_folded(const Geometry& g, const BlasOperand<T>& a, const BlasOperand<T
   std::vector<T> scratch;
   int64_t packed = -1;
   auto [pb, lb] = b.at(0, scratch, packed);
-  Blas<T>::gemm(CblasNoTrans, lb.trans, as_int(rows), as_int(g.n), as_int(g.k), a.base, as_int(ld),
-                pb, as_int(lb.ld), c, as_int(g.n));
+  gemm(CblasNoTrans, lb.trans, rows, g.n, g.k, a.base, ld, pb, lb.ld, T(0), c, g.n);
   return true;
 }
 
-// Below this many multiply-adds per matrix OpenBLAS runs single-threaded (its own threshold),
-// so a batch of such matrices is better spread across our threads.
+// A batch of matrices too small for gemm() to split is spread across our threads instead, in
+// tasks of at least this many multiply-adds.
 constexpr int64_t kSmallGemm = int64_t{1} << 18;
 
 template <class T>
@@ -174,12 +147,11 @@ void blas_matmul(const Tensor& ta, const Tensor& tb, const Tensor& tc) {
       const auto [oa, ob] = flat_offsets(i, g.batch, g.a_batch, g.b_batch);
       const auto [pa, la] = a.at(oa, sa, pa_off);
       const auto [pb, lb] = b.at(ob, sb, pb_off);
-      Blas<T>::gemm(la.trans, lb.trans, as_int(g.m), as_int(g.n), as_int(g.k), pa, as_int(la.ld),
-                    pb, as_int(lb.ld), c + i * g.m * g.n, as_int(g.n));
+      gemm(la.trans, lb.trans, g.m, g.n, g.k, pa, la.ld, pb, lb.ld, T(0), c + i * g.m * g.n, g.n);
     }
   };
   const int64_t work = g.m * g.n * g.k;
-  if (g.count > 1 && work < kSmallGemm)
+  if (g.count > 1 && work < kGemmSplitWork)
     parallel_for(g.count, std::max<int64_t>(1, kSmallGemm / work), run);
   else
     run(0, g.count);
@@ -309,6 +281,7 @@ void builtin_kernel(Inputs in, Outputs out, const Attrs&) {
 }  // namespace
 
 void register_linalg_kernels(Registry& r) {
+  use_single_threaded_blas();  // gemm.h: products are split over our threads instead
   r.add_kernel("matmul", {DeviceType::CPU, "blas", blas_kernel, blas_supports, 10});
   r.add_kernel("matmul", {DeviceType::CPU, "builtin", builtin_kernel, nullptr, 0});
 }

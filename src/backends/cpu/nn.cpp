@@ -6,17 +6,16 @@
 //   conv:             grid_n = W_g @ cols(image_n)             (per batch item)
 //   conv_transpose:   image_n = col2im(W_g^T @ grid_n)         (per batch item)
 //   conv_weight_grad: dW_g = sum over items of grid_g @ cols_g^T (items side by side)
-// Threads: below OpenBLAS's own threshold (2^18 multiply-adds per GEMM) a GEMM runs on the
-// calling thread, so small layers spread items (or blocks of items) over our threads; large
-// layers go item by item (chunk by chunk) and let OpenBLAS thread each GEMM.
+// Threads: small layers (below 2^18 multiply-adds per GEMM) spread items (or blocks of items)
+// over our threads, each GEMM single-threaded; large layers go item by item (chunk by chunk)
+// and each GEMM is split over our threads (gemm.h).
 // Pooling works a row of windows at a time (see the pooling section).
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "gemm.h"
 #include "ops/nn_geometry.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/parallel.h"
@@ -108,19 +107,6 @@ std::pair<int64_t, int64_t> valid_range(int64_t n, int64_t in, int64_t s, int64_
 
 // ---- BLAS ----------------------------------------------------------------------------------
 
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-              1.f, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-              static_cast<int>(ldc));
-}
-void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const double* a,
-          int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k),
-              1.0, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
-              static_cast<int>(ldc));
-}
-
 // C (m x n, ldc) = op(A) @ op(B), also when k is 0 (BLAS would leave C untouched).
 template <class T>
 void gemm0(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t k, const T* a,
@@ -135,8 +121,8 @@ void gemm0(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n, int64_t
        std::max<int64_t>(ldc, 1));
 }
 
-// Below this many multiply-adds per GEMM OpenBLAS runs single-threaded (as in linalg.cpp), so
-// such GEMMs are better spread over our threads, one batch item per task.
+// Items whose GEMMs gemm() would not split (below kGemmSplitWork multiply-adds) are spread over
+// our threads instead, in tasks of at least this many multiply-adds.
 constexpr int64_t kSmallGemm = int64_t{1} << 18;
 
 // ---- im2col / col2im -----------------------------------------------------------------------
@@ -213,11 +199,11 @@ bool pointwise(const ConvGeom& g) {
 
 // Whether one item's GEMMs are small enough to run single-threaded, items in parallel.
 bool items_parallel(const ConvGeom& g) {
-  return g.og() * g.col_rows() * prod3(g.grid) < kSmallGemm;
+  return g.og() * g.col_rows() * prod3(g.grid) < kGemmSplitWork;
 }
 
 // Runs item(n0, n1) over the batch: in parallel for small items, else in order (each item's
-// GEMMs then use OpenBLAS's threads and its column work runs in parallel over channels).
+// GEMMs are split over our threads and its column work runs in parallel over channels).
 void over_batch(const ConvGeom& g, const std::function<void(int64_t, int64_t)>& item) {
   const int64_t work = std::max<int64_t>(1, g.og() * g.col_rows() * prod3(g.grid));
   if (items_parallel(g))
@@ -383,7 +369,7 @@ void conv_wgrad(const Tensor& x, const Tensor& dy, const Tensor& dw, const ConvG
       g,           x.data_ptr<T>(), dy.data_ptr<T>(), layout_of(x), layout_of(dy), prod3(g.grid),
       g.col_rows()};
   if (items_parallel(g)) return wgrad_blocks(wg, dwp, dw.numel(), x.dtype());
-  // Large layers: chunks of items in order, each one big GEMM on OpenBLAS's threads.
+  // Large layers: chunks of items in order, each one big GEMM split over our threads.
   const int64_t all_rows = g.groups * wg.rows;
   const int64_t chunk =
       std::clamp<int64_t>(kColBudget / std::max<int64_t>(1, all_rows * wg.len), 1, g.n);
@@ -551,9 +537,11 @@ void max_pool_t(const Tensor& x, const Tensor& out, const Tensor& idx, const Poo
   using A = compute_t<T>;
   const Layout5 l = layout_of(x);
   const T* xp = x.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  int64_t* ip = idx.data_ptr<int64_t>();
   const PoolTables pt = pool_tables(g);
   for_each_row<A>(g, pt, [&](int64_t p, int64_t q, const Taps& td, const Taps& th, auto& best) {
-    int64_t* at = idx.data_ptr<int64_t>() + q;
+    int64_t* at = ip + q;
     const int64_t first =
         ((td.start + td.lo * g.d[0]) * g.in[1] + th.start + th.lo * g.d[1]) * g.in[2];
     for (int64_t ow = 0; ow < g.out[2]; ++ow) {
@@ -568,8 +556,7 @@ void max_pool_t(const Tensor& x, const Tensor& out, const Tensor& idx, const Poo
         at[ow] = pick(take, i, at[ow]);
       });
     });
-    T* o = out.data_ptr<T>() + q;
-    for (int64_t ow = 0; ow < g.out[2]; ++ow) o[ow] = static_cast<T>(best[ow]);
+    for (int64_t ow = 0; ow < g.out[2]; ++ow) op[q + ow] = static_cast<T>(best[ow]);
   });
 }
 
