@@ -18,7 +18,8 @@ import tessera as ts
 assert "site-packages" in ts.__file__, ts.__file__
 x = ts.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
 (x @ x).sum().backward()
-assert x.grad.tolist() == [[7.0, 11.0], [7.0, 11.0]], x.grad
+# d sum(X @ X) / dX = ones @ X^T + X^T @ ones
+assert x.grad.tolist() == [[7.0, 11.0], [9.0, 13.0]], x.grad
 stub = pathlib.Path(ts.__file__).with_name("_C") / "__init__.pyi"
 assert stub.exists() and "class Tensor" in stub.read_text()
 print("PASS: pip-installed tessera", ts.__version__, "from", ts.__file__)
