@@ -90,9 +90,10 @@ if [[ $use_system -eq 0 ]]; then
 fi
 
 cd "$root"
+# Warnings stay warnings here: that machine's compiler may be newer than the one CI gates on.
 start=$(date +%s)
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
-  -DTESSERA_PYTHON=OFF -DTESSERA_WERROR=ON "${cmake_args[@]}"
+  -DTESSERA_PYTHON=OFF "${cmake_args[@]}"
 cmake --build "$build" -j "$jobs" --target tessera_tests tessera_cli
 build_s=$(( $(date +%s) - start ))
 
