@@ -252,7 +252,14 @@ struct Note {
 
 Device auto_place(const Primitive& p, Inputs in, const Attrs& attrs, Note& note) {
   const std::vector<Device>& devs = detail::known_devices_ref();
-  // The measurement's own ops run while facts are unknown: they stay on the CPU.
+  // The measurement's own ops run while facts are unknown: they stay where their inputs live
+  // (a GPU being measured), else on the CPU.
+  if (detail::calibrating() && !in.empty() &&
+      std::all_of(in.begin(), in.end(),
+                  [&](const Tensor& t) { return t.device() == in[0].device(); })) {
+    if (note.on) note.place = "auto: where the inputs are (measuring)";
+    return in[0].device();
+  }
   if (devs.size() == 1 || detail::calibrating()) {
     if (note.on) note.place = "auto: cpu (the only device)";
     return Device::cpu();
