@@ -16,6 +16,7 @@
 #   --build DIR    build directory (default: build-gpu)
 #   --system       use the machine's own packages instead of the .deb files
 #   --full         also run the whole unit-test suite
+#   --configure-only  stop after CMake has found everything (checks the carried packages)
 #   --jobs N       parallel compile jobs (default: all cores)
 # Exit status: that of the CUDA tests (0 = all passed).
 set -euo pipefail
@@ -26,18 +27,19 @@ prefix="/tmp/tessera-deps"
 build="$root/build-gpu"
 use_system=0
 full=0
+configure_only=0
 jobs="$(nproc)"
 
 # Runtime libraries and -dev packages of Debian 12 (bookworm) that the build links with; their
 # binaries need glibc >= 2.34 and libstdc++ >= 11, so they also run on newer distributions.
 packages=(
   libhwy-dev libhwy1
-  libtbb-dev libtbb12 libtbbmalloc2
+  libtbb-dev libtbb12 libtbbmalloc2 libtbbbind-2-5 libhwloc15
   libopenblas-dev libopenblas0 libopenblas-pthread-dev libopenblas0-pthread libgfortran5 libquadmath0
   liblapacke-dev liblapacke libtmglib-dev libtmglib3
   libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
-  libstb-dev libstb0 zlib1g-dev
+  libstb-dev libstb0 zlib1g-dev zlib1g
 )
 
 if [[ "${1:-}" == "--fetch" ]]; then
@@ -56,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --system) use_system=1; shift ;;
     --full) full=1; shift ;;
+    --configure-only) configure_only=1; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
@@ -77,10 +80,10 @@ if [[ $use_system -eq 0 ]]; then
   for name in libblas.so libblas.so.3 liblapack.so liblapack.so.3 libopenblas.so libopenblas.so.0; do
     [[ -e "$lib/openblas-pthread/$name" ]] && ln -sfn "openblas-pthread/$name" "$lib/$name"
   done
-  # Other absolute links (into /usr/...) must stay inside the prefix.
+  # Other absolute links (libz.so -> /lib/...) must stay inside the prefix.
   while IFS= read -r link; do
     target="$(readlink "$link")"
-    [[ "$target" == /usr/* && -e "$prefix$target" ]] && ln -sfn "$prefix$target" "$link"
+    if [[ "$target" == /* && -e "$prefix$target" ]]; then ln -sfn "$prefix$target" "$link"; fi
   done < <(find "$prefix" -type l)
   export CMAKE_PREFIX_PATH="$prefix/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   export CPATH="$prefix/usr/include:$prefix/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}"
@@ -94,6 +97,11 @@ cd "$root"
 start=$(date +%s)
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
   -DTESSERA_PYTHON=OFF "${cmake_args[@]}"
+if [[ $configure_only -eq 1 ]]; then
+  grep -E '^(fmt|hwy|TBB|GTest|CLI11|nlohmann_json)_DIR|^BLAS_|^TESSERA_(CBLAS|STB)|^ZLIB_LIB' \
+    "$build/CMakeCache.txt"
+  exit 0
+fi
 cmake --build "$build" -j "$jobs" --target tessera_tests tessera_cli
 build_s=$(( $(date +%s) - start ))
 
