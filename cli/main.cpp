@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "demo.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/runtime/device_facts.h"
 #include "tessera/runtime/scheduler.h"
 #include "tessera/tessera.h"
@@ -58,6 +59,27 @@ void print_device_facts(bool recalibrate) {
              default_device().str(), tuning() ? "on" : "off", deterministic() ? "on" : "off");
 }
 
+// The CUDA line: not built, built without a usable device (and why), or each device.
+void print_cuda(bool built) {
+  using namespace tessera;
+  if (!built) {
+    fmt::print("  cuda          : not built with CUDA\n");
+    return;
+  }
+  const int n = cuda::device_count();
+  if (n == 0) {
+    fmt::print("  cuda          : built, 0 devices ({})\n", cuda::unavailable_reason());
+    return;
+  }
+  fmt::print("  cuda          : {} device(s)\n", n);
+  for (int i = 0; i < n; ++i) {
+    const cuda::DeviceProperties p = cuda::device_properties(i);
+    fmt::print("    cuda:{:<3}     {}, {:.1f} GiB, {} SMs, compute capability {}.{}, {} MHz\n", i,
+               p.name, static_cast<double>(p.total_memory) / (1 << 30), p.multiprocessors, p.major,
+               p.minor, p.clock_khz / 1000);
+  }
+}
+
 void print_info(bool recalibrate) {
   using namespace tessera;
   BuildInfo b = build_info();
@@ -69,9 +91,7 @@ void print_info(bool recalibrate) {
   fmt::print("  threads       : {} (TESSERA_NUM_THREADS to change)\n", num_threads());
   fmt::print("  blas          : {}\n", b.blas_vendor);
   fmt::print("  backends      : {}\n", fmt::join(b.backends, ", "));
-  fmt::print("  cuda          : {}\n", b.cuda_built
-                                           ? fmt::format("{} device(s)", cuda::device_count())
-                                           : std::string("not built with CUDA"));
+  print_cuda(b.cuda_built);
   fmt::print("  primitives    : {}\n", registry().all().size());
   fmt::print("  plugins       : none loaded (no plugin loader yet)\n");
   print_device_facts(recalibrate);

@@ -8,8 +8,9 @@ set(BLA_VENDOR ${TESSERA_BLAS_VENDOR})
 find_package(BLAS REQUIRED)
 find_path(TESSERA_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu/openblas-pthread REQUIRED)
 
-# CUDA: the toolkit is detected here; the backend itself plugs in behind the stub in
-# src/backends/cuda (see docs/design/cuda.md).
+# CUDA: when the toolkit is found (TESSERA_CUDA=AUTO|ON) the backend in src/backends/cuda is
+# compiled into libtessera; otherwise its stub answers every CUDA request with NotBuiltError
+# (see docs/design/cuda.md).
 set(TESSERA_CUDA_FOUND OFF)
 if(NOT TESSERA_CUDA STREQUAL "OFF")
   include(CheckLanguage)
@@ -20,4 +21,21 @@ if(NOT TESSERA_CUDA STREQUAL "OFF")
     message(FATAL_ERROR "TESSERA_CUDA=ON but no CUDA compiler was found")
   endif()
 endif()
-message(STATUS "Tessera: CUDA toolkit found: ${TESSERA_CUDA_FOUND}; CUDA backend: stub (not built with CUDA)")
+if(TESSERA_CUDA_FOUND)
+  # SASS for Hopper (H100/H200) and PTX for the oldest architecture nvcc still targets (sm_75
+  # since CUDA 13; the driver JIT-compiles it for anything newer than the SASS covers).
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+    set(CMAKE_CUDA_ARCHITECTURES "90-real;75-virtual")
+  endif()
+  if(CCACHE_PROGRAM)
+    set(CMAKE_CUDA_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+  message(STATUS "Tessera: CUDA backend: built (CUDA ${CUDAToolkit_VERSION}, "
+                 "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+else()
+  message(STATUS "Tessera: CUDA backend: stub (not built with CUDA)")
+endif()

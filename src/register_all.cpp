@@ -15,6 +15,9 @@ namespace cpu {
 #define TS_DECLARE_CPU(f) void register_##f##_kernels(Registry&);
 TS_KERNEL_FAMILIES(TS_DECLARE_CPU)
 }  // namespace cpu
+namespace cuda {
+void register_kernels(Registry&);  // backends/cuda (nothing in its stub)
+}  // namespace cuda
 namespace rules {
 #define TS_RULE_FAMILIES(X) \
   X(copy) X(view) X(elementwise) X(reduce) X(shape) X(indexing) X(linalg) X(sort) X(nn)
@@ -28,6 +31,7 @@ void register_all(Registry& r) {
 #define TS_CPU(f) cpu::register_##f##_kernels(r);
   TS_FAMILIES(TS_PRIMS)
   TS_KERNEL_FAMILIES(TS_CPU)
+  cuda::register_kernels(r);
   // Autodiff rules last: a rule may refer to any primitive.
 #define TS_RULES(f) rules::register_##f##_rules(r);
   TS_RULE_FAMILIES(TS_RULES)

@@ -34,13 +34,15 @@ void set_cast(Primitive& p) {
 }
 
 // copy_(dst, src): dst is overwritten, so its gradient is zero; src was broadcast to dst's
-// shape and converted to its dtype. The vjp reads only dst's shape and dtype.
+// shape and converted to its dtype (and moved to dst's device: the gradient moves back). The
+// vjp reads only dst's shape and dtype.
 void set_copy_(Primitive& p) {
   p.vjp = [](Inputs in, Inputs out, Inputs ct, const Attrs&) {
     std::vector<Tensor> g(2);
     if (is_differentiable(in[0].dtype())) g[0] = zeros_like(in[0]);
     if (is_differentiable(in[1].dtype()))
-      g[1] = to_dtype(sum_to(or_zeros(ct[0], out[0]), in[1].shape()), in[1].dtype());
+      g[1] = to_dtype(sum_to(or_zeros(ct[0], out[0]), in[1].shape()), in[1].dtype())
+                 .to(in[1].device());
     return g;
   };
   // The output's tangent is src's tangent, broadcast and converted like src (dst's is lost).

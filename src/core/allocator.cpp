@@ -20,8 +20,7 @@ std::atomic<MemoryObserver> g_memory_observer{nullptr};
 
 // Called outside the allocator's lock, so an observer may take its own locks freely.
 void report(int64_t delta, int64_t current) {
-  if (MemoryObserver obs = g_memory_observer.load(std::memory_order_relaxed))
-    obs(Device::cpu(), delta, current);
+  notify_memory_observer(Device::cpu(), delta, current);
 }
 
 // Buckets: multiples of 64 B up to 1 KiB, then 4 steps per power of two, so rounding
@@ -111,6 +110,11 @@ class CpuCachingAllocator final : public Allocator {
 };
 
 }  // namespace
+
+void notify_memory_observer(Device device, int64_t delta, int64_t current) {
+  if (MemoryObserver obs = g_memory_observer.load(std::memory_order_relaxed))
+    obs(device, delta, current);
+}
 
 void set_memory_observer(MemoryObserver obs) {
   g_memory_observer.store(obs, std::memory_order_release);

@@ -190,7 +190,9 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
-Tensor& Tensor::fill_(const Scalar& v) { return copy_(scalar_tensor(v, dtype())); }
+Tensor& Tensor::fill_(const Scalar& v) {
+  return copy_(full({}, v, TensorOptions(dtype(), device())));
+}
 Tensor& Tensor::zero_() { return fill_(0); }
 
 namespace {
@@ -238,7 +240,7 @@ Tensor& Tensor::index_put_(const std::vector<TensorIndex>& idx, const Tensor& va
   return *this;
 }
 Tensor& Tensor::index_put_(const std::vector<TensorIndex>& idx, const Scalar& value) {
-  return index_put_(idx, scalar_tensor(value, dtype()));
+  return index_put_(idx, full({}, value, TensorOptions(dtype(), device())));
 }
 
 Tensor Tensor::sum(std::vector<int64_t> dims, bool keepdim) const {

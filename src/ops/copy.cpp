@@ -37,7 +37,7 @@ void register_copy_prims(Registry& r) {
   r.define({.name = "cast", .kind = PrimKind::Copy, .infer = cast_meta, .cost = copy_cost});
   r.define({.name = "copy_",
             .kind = PrimKind::Copy,
-            .traits = kMutatesInput0,
+            .traits = kMutatesInput0 | kCrossDevice,
             .infer = copy_meta,
             .cost = copy_cost});
 }

@@ -247,11 +247,16 @@ Tensor call_binary(const OpRef& op, const Tensor& a, const Tensor& b, const Attr
   return dispatch1(*op.p, {cast(a, dt), cast(b, dt)}, attrs);
 }
 
+// A number as a 0-d tensor on the device of the tensor it meets (a GPU op then reads it there).
+Tensor scalar_on(const Scalar& s, DType dt, const Tensor& like) {
+  return full({}, s, TensorOptions(dt, like.device()));
+}
+
 // A Scalar operand is a wrapped number: it takes part in promotion below every tensor.
 Tensor call_binary(const OpRef& op, const Tensor& a, const Scalar& s, bool scalar_first = false) {
   need(a, op.def->name);
   const DType dt = compute_dtype(op, result_type(a, s));
-  Tensor st = scalar_tensor(s, dt);
+  Tensor st = scalar_on(s, dt, a);
   Tensor at = cast(a, dt);
   return scalar_first ? dispatch1(*op.p, {st, at}) : dispatch1(*op.p, {at, st});
 }
@@ -381,9 +386,9 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi
   const DType dt = pr.result();
   check_cats(*op.def, dt);
   const Tensor xc = cast(x, dt);
-  if (!hi) return maximum(xc, scalar_tensor(*lo, dt));
-  if (!lo) return minimum(xc, scalar_tensor(*hi, dt));
-  return dispatch1(*op.p, {xc, scalar_tensor(*lo, dt), scalar_tensor(*hi, dt)});
+  if (!hi) return maximum(xc, scalar_on(*lo, dt, xc));
+  if (!lo) return minimum(xc, scalar_on(*hi, dt, xc));
+  return dispatch1(*op.p, {xc, scalar_on(*lo, dt, xc), scalar_on(*hi, dt, xc)});
 }
 
 Tensor clamp(const Tensor& x, const Tensor& lo, const Tensor& hi) {
@@ -410,7 +415,7 @@ Tensor lerp(const Tensor& a, const Tensor& b, const Tensor& w) {
 
 Tensor lerp(const Tensor& a, const Tensor& b, const Scalar& w) {
   need(a, "lerp");
-  return lerp(a, b, scalar_tensor(w, a.dtype()));
+  return lerp(a, b, scalar_on(w, a.dtype(), a));
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -426,7 +431,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
 
 Tensor where(const Tensor& cond, const Scalar& a, const Scalar& b) {
   const DType dt = Promotion{}.add(a).add(b).result();
-  return where(cond, scalar_tensor(a, dt), scalar_tensor(b, dt));
+  return where(cond, scalar_on(a, dt, cond), scalar_on(b, dt, cond));
 }
 
 // ---- operators ----

@@ -259,7 +259,7 @@ Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& 
 Tensor scatter(const Tensor& x, int64_t dim, const Tensor& index, const Scalar& value) {
   static const Primitive& p = prim("scatter");
   check_scalar_fits(value, x.dtype(), "scatter");
-  const Tensor src = scalar_tensor(value, x.dtype()).expand(index.shape());
+  const Tensor src = full({}, value, TensorOptions(x.dtype(), x.device())).expand(index.shape());
   return scatter_impl(p, x, dim, index, src, "scatter");
 }
 

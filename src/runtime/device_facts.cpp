@@ -27,6 +27,7 @@
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/runtime/info.h"
 #include "tessera/runtime/parallel.h"
 
@@ -277,15 +278,11 @@ double op_overhead(int ops) {
 }
 
 DeviceFacts measure(Device d) {
-  if (!d.is_cpu())
-    fail<NotImplementedError>("device_facts",
-                              "measuring {} is not implemented (no CUDA backend yet); "
-                              "inject its facts with set_device_facts",
-                              d.str());
   struct Guard {
     Guard() { t_calibrating = true; }
     ~Guard() { t_calibrating = false; }
   } guard;
+  if (d.is_cuda()) return cuda::measure_facts(d.index);
   DeviceFacts f;
   f.device = d;
   f.name = fmt::format("{} ({} threads)", cpu_model(), num_threads());

@@ -77,7 +77,7 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   if (p.has(kMutatesInput0)) p.infer(in, attrs);  // validates
   Placement pl = schedule(p, in, attrs);
   std::vector<Tensor> moved;
-  if (!all_on(in, pl.device)) in = moved = moved_to(in, pl.device);
+  if (!p.has(kCrossDevice) && !all_on(in, pl.device)) in = moved = moved_to(in, pl.device);
   std::vector<Tensor> out = allocate_outputs(p, in, attrs, pl.device);
   if (detail::scheduler_wants_timing()) {  // feeds the cost model's corrections
     const int64_t tk = now_ns();

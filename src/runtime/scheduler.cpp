@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "runtime/calibration.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/runtime/info.h"
 #include "tessera/runtime/profiler.h"
 
@@ -251,7 +252,14 @@ struct Note {
 
 Device auto_place(const Primitive& p, Inputs in, const Attrs& attrs, Note& note) {
   const std::vector<Device>& devs = detail::known_devices_ref();
-  // The measurement's own ops run while facts are unknown: they stay on the CPU.
+  // The measurement's own ops run while facts are unknown: they stay where their inputs live
+  // (a GPU being measured), else on the CPU.
+  if (detail::calibrating() && !in.empty() &&
+      std::all_of(in.begin(), in.end(),
+                  [&](const Tensor& t) { return t.device() == in[0].device(); })) {
+    if (note.on) note.place = "auto: where the inputs are (measuring)";
+    return in[0].device();
+  }
   if (devs.size() == 1 || detail::calibrating()) {
     if (note.on) note.place = "auto: cpu (the only device)";
     return Device::cpu();
@@ -479,6 +487,11 @@ Device requested_device(const Primitive& p, Inputs in, const Attrs& attrs, uint3
   if (in.empty())
     return attrs.get_or<Device>("device", unpack(g_default.load(std::memory_order_relaxed)));
   const Device d = in[0].device();
+  if (p.has(kCrossDevice)) {  // a transfer runs where the GPU is (source or destination)
+    for (const Tensor& t : in)
+      if (!t.device().is_cpu()) return t.device();
+    return d;
+  }
   // Under the auto default, where inputs live is residency, not a request.
   if ((mode & kAuto) && !p.has(kMutatesInput0)) return Device::auto_();
   for (size_t i = 1; i < in.size(); ++i)
@@ -524,8 +537,10 @@ Placement schedule(const Primitive& p, Inputs in, const Attrs& attrs) {
   Device device = requested_device(p, in, attrs, mode);
   if (device.type == DeviceType::Auto) {
     device = auto_place(p, in, attrs, note);
-  } else if (device.is_cuda() && !cuda::is_built()) {
-    fail<NotBuiltError>(p.name, "not built with CUDA (device {})", device.str());
+  } else if (device.is_cuda()) {
+    if (!cuda::is_built())
+      fail<NotBuiltError>(p.name, "not built with CUDA (device {})", device.str());
+    cuda::check_device(device.index);  // "[cuda] no CUDA device ..." before any kernel is chosen
   }
   const Kernel* k = pick_kernel(p, in, attrs, device, mode, note);
   if (note.on) emit(p, in, attrs, device, k, mode, note);

@@ -172,10 +172,15 @@ TEST(NNModule, ToDtypeKeepsHandlesAndConvertsGrads) {
   expect_error<DTypeError>([&] { lin->to(kInt32); }, {"[Module.to]"});
 }
 
-TEST(NNModule, ToCudaRaisesNotBuilt) {
+TEST(NNModule, ToCudaRaisesWithoutAGpu) {
+  if (cuda::is_available()) GTEST_SKIP() << "a GPU is present";
   auto lin = std::make_shared<nn::Linear>(3, 2);
   lin->to(Device::cpu());  // a no-op
-  EXPECT_THROW(lin->to(Device::cuda()), NotBuiltError);
+  if (cuda::is_built()) {
+    EXPECT_THROW(lin->to(Device::cuda()), DeviceError);  // "[cuda] no CUDA device ..."
+  } else {
+    EXPECT_THROW(lin->to(Device::cuda()), NotBuiltError);
+  }
 }
 
 TEST(NNModule, ZeroGradMakesGradsUndefined) {

@@ -38,6 +38,10 @@ using MemoryObserver = void (*)(Device device, int64_t delta_bytes, int64_t curr
 /// Installs the memory observer (null turns it off: then one relaxed atomic load per call).
 void set_memory_observer(MemoryObserver obs);
 
+/// Tells the installed memory observer (if any) of an allocation or release by a device
+/// allocator; called outside the allocator's lock.
+void notify_memory_observer(Device device, int64_t delta_bytes, int64_t current_bytes);
+
 /// Alignment of every CPU allocation, in bytes.
 inline constexpr size_t kCpuAlignment = 64;
 

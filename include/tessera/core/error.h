@@ -22,6 +22,10 @@ class DTypeError : public Error {
 class DeviceError : public Error {
   using Error::Error;
 };  ///< wrong, mixed or missing device
+/// A device allocator could not serve a request even after returning its cache to the device.
+class OutOfMemoryError : public DeviceError {
+  using DeviceError::DeviceError;
+};
 class IndexError : public Error {
   using Error::Error;
 };  ///< index out of range

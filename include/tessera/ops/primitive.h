@@ -84,6 +84,9 @@ enum PrimTraits : uint32_t {
   /// Output sizes depend on the data (unique, nonzero): infer gives a placeholder shape, and
   /// the kernel replaces the output (a prefix view via shrink_output, or a new tensor).
   kDynamicShape = 1u << 3,
+  /// Inputs may live on different devices (copy_ between the CPU and a GPU): the call runs on
+  /// the non-CPU side and its kernel moves the data itself.
+  kCrossDevice = 1u << 4,
 };
 
 /// For kDynamicShape kernels: out becomes its first n elements along dim 0 (same storage).

@@ -1,0 +1,142 @@
+// The CUDA caching allocator of each device (the policy of caching_allocator.h over
+// cudaMalloc/cudaFree, bound to the calling thread's current stream), its statistics and limit,
+// and pinned host memory.
+#include <array>
+#include <cstdlib>
+#include <mutex>
+
+#include "backends/cuda/caching_allocator.h"
+#include "backends/cuda/common.h"
+#include "tessera/core/storage.h"
+#include "tessera/runtime/cuda.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+RawAllocator device_raw_allocator(int device) {
+  RawAllocator raw;
+  raw.alloc = [device](size_t n) -> void* {
+    DeviceGuard g(device);
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, n);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // not sticky: the caller empties its cache and retries
+      return nullptr;
+    }
+    TS_CUDA_CHECK("cuda_allocator", e);
+    return p;
+  };
+  raw.free = [device](void* p) {
+    DeviceGuard g(device);
+    TS_CUDA_CHECK("cuda_allocator", cudaFree(p));
+  };
+  return raw;
+}
+
+// TESSERA_CUDA_MEMORY_LIMIT: the initial cap of every device's allocator.
+int64_t env_limit() {
+  const char* v = std::getenv("TESSERA_CUDA_MEMORY_LIMIT");
+  return v && *v ? parse_bytes(v, "TESSERA_CUDA_MEMORY_LIMIT") : 0;
+}
+
+class CudaAllocator final : public Allocator {
+ public:
+  explicit CudaAllocator(int device)
+      : device_(device), policy_(Device::cuda(device), device_raw_allocator(device)) {
+    policy_.set_limit(env_limit());
+  }
+  void* allocate(size_t nbytes, size_t* capacity) override {
+    const auto stream = reinterpret_cast<StreamId>(current_stream(device_));
+    return policy_.allocate(nbytes, stream, capacity);
+  }
+  void deallocate(void* p, size_t) override { policy_.deallocate(p); }
+  Device device() const override { return Device::cuda(device_); }
+  MemoryStats stats() const override { return policy_.stats(); }
+  void reset_peak() override { policy_.reset_peak(); }
+  void empty_cache() override { policy_.empty_cache(); }
+  CachingAllocator& policy() { return policy_; }
+
+ private:
+  int device_;
+  CachingAllocator policy_;
+};
+
+CudaAllocator& device_allocator(int device) {
+  // Leaked on purpose, like the CPU allocator: tensors in static objects may outlive main.
+  static std::array<CudaAllocator*, kMaxDevices> all{};
+  static std::mutex mu;
+  check_device(device);
+  std::lock_guard lock(mu);
+  CudaAllocator*& a = all[static_cast<size_t>(device)];
+  if (!a) a = new CudaAllocator(device);
+  return *a;
+}
+
+}  // namespace
+
+Allocator& allocator(int device) { return device_allocator(device); }
+
+void allocator_synchronized(int device, cudaStream_t stream, bool all) {
+  CachingAllocator& p = device_allocator(device).policy();
+  if (all)
+    p.device_synchronized();
+  else
+    p.stream_synchronized(reinterpret_cast<StreamId>(stream));
+}
+
+MemoryStats memory_stats(int device) { return device_allocator(resolve(device)).stats(); }
+
+int64_t memory_reserved(int device) {
+  return device_allocator(resolve(device)).policy().reserved();
+}
+
+void reset_peak_memory_stats(int device) { device_allocator(resolve(device)).reset_peak(); }
+
+void empty_cache(int device) { device_allocator(resolve(device)).empty_cache(); }
+
+void set_memory_fraction(double fraction, int device) {
+  if (!(fraction > 0 && fraction <= 1))
+    fail<ValueError>("cuda.set_memory_fraction", "fraction must be in (0, 1], got {}", fraction);
+  const int d = resolve(device);
+  const auto total = static_cast<double>(device_properties(d).total_memory);
+  device_allocator(d).policy().set_limit(static_cast<int64_t>(fraction * total));
+}
+
+int64_t memory_limit(int device) { return device_allocator(resolve(device)).policy().limit(); }
+
+// ---- pinned host memory ---------------------------------------------------------------------
+
+Tensor empty_pinned(Shape shape, DType dtype) {
+  const int64_t n = checked_numel(shape, "cuda.empty_pinned");
+  const size_t nbytes = static_cast<size_t>(n) * itemsize(dtype);
+  check_device(0);  // page-locking needs a driver and a device
+  void* p = nullptr;
+  if (nbytes > 0) {
+    const cudaError_t e = cudaHostAlloc(&p, nbytes, cudaHostAllocDefault);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();
+      fail<OutOfMemoryError>("cuda.empty_pinned", "cannot page-lock {} of host memory",
+                             format_bytes(static_cast<int64_t>(nbytes)));
+    }
+    TS_CUDA_CHECK("cuda.empty_pinned", e);
+  }
+  auto storage = Storage::wrap(p, nbytes, Device::cpu(), [](void* q) {
+    if (q) (void)cudaFreeHost(q);
+  });
+  Strides strides = contiguous_strides(shape);
+  return Tensor::make(std::move(storage), std::move(shape), std::move(strides), 0, dtype);
+}
+
+bool is_pinned(const Tensor& t) {
+  if (!t.device().is_cpu() || !is_available() || t.storage()->data() == nullptr) return false;
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, t.storage()->data()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return a.type == cudaMemoryTypeHost;
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,169 @@
+// CUDA matmul through cuBLAS (float32, float64, float16, bfloat16; the 16-bit floats accumulate
+// in float32). Row-major C = A @ B is computed as the column-major C^T = B^T A^T, so an operand
+// that is row- or column-major in memory is read in place; the batch, when its strides are
+// uniform (0 for a broadcast operand), is one strided-batched call. Anything else is packed
+// contiguous on the device first. Float32 uses TF32 tensor cores only with set_allow_tf32(true).
+#include <cublas_v2.h>
+
+#include <array>
+#include <climits>
+#include <mutex>
+#include <optional>
+
+#include "backends/cuda/common.h"
+#include "backends/cuda/ops.h"
+#include "tessera/runtime/cuda.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+void check(cublasStatus_t st, const char* call) {
+  if (st != CUBLAS_STATUS_SUCCESS)
+    fail<DeviceError>("matmul", "cuBLAS error {} ({}) in {}", cublasGetStatusName(st),
+                      cublasGetStatusString(st), call);
+}
+
+// One handle per device, used under its lock (a call only queues work on the stream).
+struct Handles {
+  std::mutex mu;
+  std::array<cublasHandle_t, kMaxDevices> h{};
+};
+Handles& handles() {
+  static auto* all = new Handles;  // leaked: handles may be needed until the process ends
+  return *all;
+}
+
+struct Layout {
+  cublasOperation_t op;
+  int64_t ld;
+};
+
+// How cuBLAS (column-major) reads a row-major rows x cols operand with these strides as its
+// transpose, if in place: row-major storage is the transpose already (N), column-major needs T.
+std::optional<Layout> gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols)))
+    return Layout{CUBLAS_OP_N, rows == 1 ? std::max<int64_t>(1, cols) : rs};
+  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows)))
+    return Layout{CUBLAS_OP_T, cols == 1 ? std::max<int64_t>(1, rows) : cs};
+  return std::nullopt;
+}
+
+// One stride that walks all batch dims (0 when the operand is broadcast over all of them).
+std::optional<int64_t> uniform_stride(const Shape& batch, const Strides& s) {
+  bool broadcast = true;
+  for (size_t d = 0; d < batch.size(); ++d) broadcast &= batch[d] == 1 || s[d] == 0;
+  if (broadcast) return 0;
+  std::optional<int64_t> inner;
+  int64_t expect = 0;
+  for (size_t d = batch.size(); d-- > 0;) {
+    if (batch[d] == 1) continue;
+    if (s[d] == 0 || (inner && s[d] != expect)) return std::nullopt;
+    if (!inner) inner = s[d];
+    expect = s[d] * batch[d];
+  }
+  return inner.value_or(0);
+}
+
+Strides batch_strides(const Tensor& t, const Shape& batch) {
+  Strides s(batch.size(), 0);
+  const size_t own = static_cast<size_t>(t.dim()) - 2, lead = batch.size() - own;
+  for (size_t i = 0; i < own; ++i)
+    if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
+  return s;
+}
+
+struct Operand {
+  Tensor keep;  // the packed copy, when one was needed
+  const void* ptr;
+  Layout layout;
+  int64_t batch_stride;
+};
+
+Operand operand(const Tensor& x, const Shape& batch) {
+  const int64_t rows = x.size(-2), cols = x.size(-1);
+  auto layout = gemm_layout(rows, cols, x.stride(-2), x.stride(-1));
+  auto stride = uniform_stride(batch, batch_strides(x, batch));
+  if (layout && stride) return {Tensor(), x.raw_data(), *layout, *stride};
+  Shape full = batch;
+  full.push_back(rows);
+  full.push_back(cols);
+  Tensor packed = Tensor::empty(full, x.dtype(), x.device());
+  convert_into(x, packed, "matmul");
+  return {packed, packed.raw_data(), Layout{CUBLAS_OP_N, std::max<int64_t>(1, cols)}, rows * cols};
+}
+
+int as_int(int64_t v, const char* what) {
+  if (v > INT_MAX)
+    fail<NotImplementedError>("matmul", "no cuBLAS call for {} = {} (more than {})", what, v,
+                              INT_MAX);
+  return static_cast<int>(v);
+}
+
+struct Types {
+  cudaDataType data;
+  cublasComputeType_t compute;
+  bool f64;
+};
+Types types_of(DType dt) {
+  switch (dt) {
+    case kFloat64:
+      return {CUDA_R_64F, CUBLAS_COMPUTE_64F, true};
+    case kFloat16:
+      return {CUDA_R_16F, CUBLAS_COMPUTE_32F, false};
+    case kBFloat16:
+      return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, false};
+    default:
+      return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, false};
+  }
+}
+
+bool matmul_supports(Inputs in, const Attrs&) {
+  const DType dt = in[0].dtype();
+  return dt == kFloat32 || dt == kFloat64 || dt == kFloat16 || dt == kBFloat16;
+}
+
+void matmul_kernel(Inputs in, Outputs out, const Attrs&) {
+  const Tensor &a = in[0], &b = in[1], &c = out[0];
+  if (c.numel() == 0) return;
+  const int dev = c.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t stream = current_stream(dev);
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  if (k == 0) {  // an empty sum: zeros
+    TS_CUDA_CHECK("matmul", cudaMemsetAsync(c.raw_data(), 0, c.nbytes(), stream));
+    return;
+  }
+  const Shape batch(c.shape().begin(), c.shape().end() - 2);
+  int64_t count = 1;
+  for (int64_t s : batch) count *= s;
+  const Operand A = operand(a, batch), B = operand(b, batch);
+  const Types t = types_of(c.dtype());
+  const double one64 = 1, zero64 = 0;
+  const float one32 = 1, zero32 = 0;
+  const void* alpha = t.f64 ? static_cast<const void*>(&one64) : &one32;
+  const void* beta = t.f64 ? static_cast<const void*>(&zero64) : &zero32;
+  Handles& hs = handles();
+  std::lock_guard lock(hs.mu);
+  cublasHandle_t& h = hs.h[static_cast<size_t>(dev)];
+  if (!h) check(cublasCreate(&h), "cublasCreate");
+  check(cublasSetStream(h, stream), "cublasSetStream");
+  // C^T (n x m, column-major, ld n) = B^T (n x k) * A^T (k x m).
+  check(cublasGemmStridedBatchedEx(h, B.layout.op, A.layout.op, as_int(n, "n"), as_int(m, "m"),
+                                   as_int(k, "k"), alpha, B.ptr, t.data, as_int(B.layout.ld, "ldb"),
+                                   B.batch_stride, A.ptr, t.data, as_int(A.layout.ld, "lda"),
+                                   A.batch_stride, beta, c.raw_data(), t.data,
+                                   as_int(std::max<int64_t>(1, n), "ldc"), m * n,
+                                   as_int(count, "batch"), t.compute, CUBLAS_GEMM_DEFAULT),
+        "cublasGemmStridedBatchedEx");
+  launched(dev, "matmul");
+}
+
+}  // namespace
+
+void register_matmul_kernels(Registry& r) {
+  r.add_kernel("matmul", {DeviceType::CUDA, "cublas", matmul_kernel, matmul_supports});
+}
+
+}  // namespace tessera::cuda

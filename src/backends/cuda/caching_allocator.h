@@ -1,0 +1,125 @@
+#pragma once
+// The policy of the CUDA caching allocator, as plain host code over an injectable raw
+// allocator (cudaMalloc/cudaFree in the backend, a fake in the unit test). No CUDA header.
+//
+// Policy (close to PyTorch's):
+// - every block size is a multiple of 512 bytes;
+// - requests up to 1 MiB are carved from 2 MiB segments ("small pool"); requests up to 10 MiB
+//   from 20 MiB segments, larger ones get a segment of their size rounded to 2 MiB ("large
+//   pool"); a cached block is split when the rest is at least 512 B (small) or over 1 MiB
+//   (large), and freed neighbours in a segment merge again;
+// - a block belongs to the stream it was allocated on: once freed, it is reused only by
+//   requests on that stream (whose later work is ordered after the block's last use), until a
+//   synchronization of that stream or the device makes it free for every stream;
+// - when the device has no memory left (or the limit would be passed), the cache is returned
+//   to the device and the request retried once; then OutOfMemoryError says how much was asked,
+//   is in use and is cached.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tessera/core/allocator.h"
+
+namespace tessera::cuda {
+
+/// Identifies a stream to the policy (the cudaStream_t's value in the backend).
+using StreamId = uint64_t;
+
+/// The device's own allocator. alloc returns null when the device is out of memory (and
+/// throws on any other failure); free returns a segment.
+struct RawAllocator {
+  std::function<void*(size_t)> alloc;
+  std::function<void(void*)> free;
+};
+
+class CachingAllocator {
+ public:
+  static constexpr size_t kRound = 512;
+  static constexpr size_t kSmallRequest = size_t{1} << 20;
+  static constexpr size_t kSmallSegment = size_t{2} << 20;
+  static constexpr size_t kMediumRequest = size_t{10} << 20;
+  static constexpr size_t kMediumSegment = size_t{20} << 20;
+  static constexpr size_t kLargeRound = size_t{2} << 20;
+  static constexpr size_t kMinLargeSplit = size_t{1} << 20;
+
+  CachingAllocator(Device device, RawAllocator raw);
+  /// Returns cached segments; segments still in use are left to the process's end.
+  ~CachingAllocator();
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  /// A block of at least nbytes usable on `stream`; *capacity gets its size.
+  void* allocate(size_t nbytes, StreamId stream, size_t* capacity);
+  /// Returns a block to the cache (it stays bound to its stream).
+  void deallocate(void* p);
+  /// All work on `stream` is done: its free blocks become free for every stream.
+  void stream_synchronized(StreamId stream);
+  /// All work on the device is done: every free block becomes free for every stream.
+  void device_synchronized();
+  /// Returns every segment without a live block to the device.
+  void empty_cache();
+
+  MemoryStats stats() const;
+  /// Bytes obtained from the device (in use + cached).
+  int64_t reserved() const;
+  int64_t num_segments() const;
+  void reset_peak();
+  /// Caps the reserved bytes (0: no cap).
+  void set_limit(int64_t bytes);
+  int64_t limit() const;
+
+  /// Size a request is rounded to, and the segment size it would get from the device.
+  static size_t round_size(size_t nbytes);
+  static size_t segment_size(size_t rounded);
+
+ private:
+  static constexpr StreamId kAnyStream = ~StreamId{0};
+  struct Block {
+    char* ptr = nullptr;
+    size_t size = 0;
+    StreamId stream = 0;
+    bool allocated = false;
+    bool small = false;
+    Block* prev = nullptr;  // neighbours within the segment
+    Block* next = nullptr;
+    size_t segment_size = 0;  // set on a segment's first block only
+  };
+  struct Order {  // by stream, then best fit, then address
+    bool operator()(const Block* a, const Block* b) const;
+  };
+  using Pool = std::set<Block*, Order>;
+
+  Pool& pool_of(bool small) { return small ? small_ : large_; }
+  Block* find_free(Pool& pool, StreamId stream, size_t size);
+  Block* take_segment(size_t size, bool small, size_t nbytes);
+  Block* split(Block* b, size_t size);
+  void free_block(Block* b);
+  Block* merge(Block* into, Block* other);
+  void release_free_segments();
+  void retag_free(StreamId from);
+  [[noreturn]] void out_of_memory(size_t nbytes, size_t rounded, const char* why) const;
+
+  Device device_;
+  RawAllocator raw_;
+  mutable std::mutex mu_;
+  Pool small_, large_;
+  std::unordered_map<void*, Block*> live_;
+  std::vector<Block*> segments_;  // first block of each segment
+  MemoryStats stats_;
+  int64_t reserved_ = 0;
+  int64_t limit_ = 0;
+};
+
+/// Parses a byte count with an optional K/M/G suffix (powers of 1024), as in
+/// TESSERA_CUDA_MEMORY_LIMIT; throws ValueError on anything else.
+int64_t parse_bytes(std::string_view text, std::string_view what);
+/// "1.50 GiB", "512 B" ...
+std::string format_bytes(int64_t bytes);
+
+}  // namespace tessera::cuda

@@ -1,0 +1,52 @@
+#pragma once
+// Private to the CUDA backend's host code: error checks, the current device and stream, and
+// the record of launched kernels that names the op when an asynchronous error surfaces.
+#include <cuda_runtime.h>
+
+#include <string_view>
+
+#include "tessera/core/error.h"
+
+namespace tessera::cuda {
+
+/// Throws DeviceError "[op] CUDA error <name> (<text>) in <call>", adding the kernels launched
+/// since the last synchronization when the error is one a kernel left behind.
+[[noreturn]] void raise(cudaError_t e, std::string_view op, std::string_view call);
+
+#define TS_CUDA_CHECK(op, expr)                                             \
+  do {                                                                      \
+    const cudaError_t ts_err_ = (expr);                                     \
+    if (ts_err_ != cudaSuccess) ::tessera::cuda::raise(ts_err_, op, #expr); \
+  } while (0)
+
+/// After a kernel launch on a device: remembers the op (a static name) for later error
+/// reports and turns a launch error (bad configuration, no kernel image for this GPU) into an
+/// exception naming the op.
+void launched(int device, const char* op);
+
+/// The device index a call refers to (-1: the current device), validated.
+int resolve(int device);
+
+/// Makes a device current for the guard's lifetime.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+/// The stream this thread queues work on for a device.
+cudaStream_t current_stream(int device);
+
+/// Tells the device's caching allocator that a stream (or the whole device, for stream ==
+/// nullptr and all == true) has finished its work.
+void allocator_synchronized(int device, cudaStream_t stream, bool all);
+
+/// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`.
+void sync_stream(int device, cudaStream_t stream, std::string_view op);
+
+}  // namespace tessera::cuda

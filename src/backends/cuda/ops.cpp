@@ -1,0 +1,301 @@
+// CUDA kernels of the elementwise, creation and copy primitives, registered into the primitive
+// table under DeviceType::CUDA. Host code only: it turns tensors into a Geometry and calls the
+// launchers of unary.cu, binary.cu and copy.cu on the current stream. Tables map each
+// primitive to its device functor; a dtype outside a table is "no cuda kernel" in the
+// scheduler's words, never a silent fallback.
+#include <array>
+#include <cstring>
+#include <span>
+#include <utility>
+
+#include "backends/cpu/loops.h"
+#include "backends/cuda/common.h"
+#include "backends/cuda/kernels.h"
+#include "backends/cuda/ops.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera::cuda {
+
+int dtype_code(DType dt) { return dt == kComplex64 ? -1 : static_cast<int>(dt); }
+
+k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> strides,
+                          std::span<const void* const> ptrs, std::string_view op) {
+  const size_t n = strides.size();
+  k::Geometry g;
+  g.numel = 1;
+  for (int64_t s : shape) g.numel *= s;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    bool merge = g.ndim > 0;
+    for (size_t j = 0; j < n && merge; ++j)
+      merge = g.strides[j][g.ndim - 1] == strides[j][d] * shape[d];
+    if (merge) {
+      g.sizes[g.ndim - 1] *= shape[d];
+      for (size_t j = 0; j < n; ++j) g.strides[j][g.ndim - 1] = strides[j][d];
+      continue;
+    }
+    if (g.ndim == k::kMaxDims)
+      fail<NotImplementedError>(op, "no CUDA kernel for more than {} dims that cannot be merged",
+                                k::kMaxDims);
+    g.sizes[g.ndim] = shape[d];
+    for (size_t j = 0; j < n; ++j) g.strides[j][g.ndim] = strides[j][d];
+    ++g.ndim;
+  }
+  g.contiguous = g.ndim <= 1;
+  if (g.ndim == 1) {
+    g.contiguous = g.strides[0][0] == 1;
+    for (size_t j = 1; j < n; ++j) g.contiguous &= g.strides[j][0] == 1 || g.strides[j][0] == 0;
+  }
+  g.aligned = true;
+  for (const void* p : ptrs) g.aligned &= reinterpret_cast<uintptr_t>(p) % 16 == 0;
+  return g;
+}
+
+namespace {
+
+// ---- one device: copy and conversion --------------------------------------------------------
+
+bool all_float(Inputs in, const Attrs&) {
+  for (const Tensor& t : in)
+    if (!k::float_code(dtype_code(t.dtype()))) return false;
+  return true;
+}
+
+}  // namespace
+
+void convert_into(const Tensor& src, const Tensor& dst, const char* op) {
+  if (dst.numel() == 0) return;
+  const int dev = dst.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t s = current_stream(dev);
+  if (src.dtype() == dst.dtype() && src.shape() == dst.shape() && src.is_contiguous() &&
+      dst.is_contiguous()) {
+    TS_CUDA_CHECK(op, cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(),
+                                      cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  const Strides ss = cpu::broadcast_strides(src, dst.shape(), op);
+  const std::array<const int64_t*, 2> strides{dst.strides().data(), ss.data()};
+  const std::array<const void*, 2> ptrs{dst.raw_data(), src.raw_data()};
+  const k::Geometry g = make_geometry(dst.shape(), strides, ptrs, op);
+  if (src.dtype() == dst.dtype()) {
+    k::copy(static_cast<int>(dst.itemsize()), src.raw_data(), dst.raw_data(), g, s);
+  } else {
+    const int from = dtype_code(src.dtype()), to = dtype_code(dst.dtype());
+    if (from < 0 || to < 0)
+      fail<NotImplementedError>(op, "no CUDA kernel converting {} to {} (convert on the CPU)",
+                                dtype_name(src.dtype()), dtype_name(dst.dtype()));
+    k::convert(from, to, src.raw_data(), dst.raw_data(), g, s);
+  }
+  launched(dev, op);
+}
+
+namespace {
+
+// A CPU kernel called directly (not through the funnel: the outer call already went through
+// autograd, the profiler and the scheduler).
+void cpu_kernel(const char* name, std::initializer_list<Tensor> in, Tensor out) {
+  const std::vector<Tensor> inputs(in);
+  const Kernel* kern = prim(name).find_kernel(DeviceType::CPU, inputs, {});
+  if (!kern) fail<NotImplementedError>(name, "no CPU kernel for this staging copy");
+  Tensor outs[1] = {std::move(out)};
+  kern->fn(inputs, Outputs(outs, 1), Attrs{});
+}
+
+// Host <-> device copies wait for their stream: the host memory may change or go away right
+// after (the semantics of PyTorch's default, non_blocking=False).
+void copy_host_device(void* dst, const void* src, size_t n, cudaMemcpyKind kind, int dev) {
+  DeviceGuard guard(dev);
+  cudaStream_t s = current_stream(dev);
+  TS_CUDA_CHECK("copy_", cudaMemcpyAsync(dst, src, n, kind, s));
+  sync_stream(dev, s, "copy_");
+}
+
+// CPU -> CUDA: the CPU converts to dst's dtype and packs; the device broadcasts into dst's
+// layout when dst is not a plain contiguous tensor of the same shape.
+void upload(const Tensor& src, const Tensor& dst) {
+  Tensor host = src;
+  if (!src.is_contiguous() || src.dtype() != dst.dtype()) {
+    host = Tensor::empty(src.shape(), dst.dtype(), Device::cpu());
+    cpu_kernel("copy_", {host, src}, host);
+  }
+  const int dev = dst.device().index;
+  if (host.shape() == dst.shape() && dst.is_contiguous()) {
+    copy_host_device(dst.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, dev);
+    return;
+  }
+  Tensor staged = Tensor::empty(host.shape(), host.dtype(), dst.device());
+  copy_host_device(staged.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, dev);
+  convert_into(staged, dst, "copy_");
+}
+
+// CUDA -> CPU: the device packs (same dtype); the CPU converts and broadcasts into dst.
+void download(const Tensor& src, const Tensor& dst) {
+  Tensor packed = src;
+  if (!src.is_contiguous()) {
+    packed = Tensor::empty(src.shape(), src.dtype(), src.device());
+    convert_into(src, packed, "copy_");
+  }
+  const int dev = src.device().index;
+  if (packed.dtype() == dst.dtype() && packed.shape() == dst.shape() && dst.is_contiguous()) {
+    copy_host_device(dst.raw_data(), packed.raw_data(), dst.nbytes(), cudaMemcpyDeviceToHost, dev);
+    return;
+  }
+  Tensor host = Tensor::empty(packed.shape(), packed.dtype(), Device::cpu());
+  copy_host_device(host.raw_data(), packed.raw_data(), host.nbytes(), cudaMemcpyDeviceToHost, dev);
+  cpu_kernel("copy_", {dst, host}, dst);
+}
+
+// cuda:i -> cuda:j, synchronous on both sides (the source's temporaries go back to its cache
+// right after).
+void peer(const Tensor& src, const Tensor& dst) {
+  const int from = src.device().index, to = dst.device().index;
+  Tensor packed = Tensor::empty(src.shape(), dst.dtype(), src.device());
+  convert_into(src, packed, "copy_");
+  sync_stream(from, current_stream(from), "copy_");
+  const bool direct = packed.shape() == dst.shape() && dst.is_contiguous();
+  Tensor landed = direct ? dst : Tensor::empty(packed.shape(), dst.dtype(), dst.device());
+  {
+    DeviceGuard guard(to);
+    TS_CUDA_CHECK("copy_", cudaMemcpyPeerAsync(landed.raw_data(), to, packed.raw_data(), from,
+                                               packed.nbytes(), current_stream(to)));
+    sync_stream(to, current_stream(to), "copy_");
+  }
+  if (!direct) convert_into(landed, dst, "copy_");
+}
+
+void copy_kernel(Inputs in, Outputs out, const Attrs&) {
+  const Tensor &dst = out[0], &src = in[1];
+  if (dst.numel() == 0) return;
+  const Device dd = dst.device(), sd = src.device();
+  if (dd == sd)
+    convert_into(src, dst, "copy_");
+  else if (sd.is_cpu())
+    upload(src, dst);
+  else if (dd.is_cpu())
+    download(src, dst);
+  else
+    peer(src, dst);
+}
+void clone_kernel(Inputs in, Outputs out, const Attrs&) { convert_into(in[0], out[0], "clone"); }
+void cast_kernel(Inputs in, Outputs out, const Attrs&) { convert_into(in[0], out[0], "cast"); }
+
+// fill: the value converted once on the host (the CPU's conversion), then a bit pattern.
+void fill_kernel(Inputs, Outputs out, const Attrs& a) {
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const Scalar& v = a.get<Scalar>("value");
+  uint64_t bits = 0;
+  visit_dtype(y.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T x = cpu::convert<T>(
+        v.to<std::conditional_t<std::is_same_v<T, Complex64>, Complex64, double>>());
+    static_assert(sizeof(T) <= sizeof(bits));
+    std::memcpy(&bits, &x, sizeof(T));
+  });
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::fill(y.raw_data(), y.numel(), static_cast<int>(y.itemsize()), bits, current_stream(dev));
+  launched(dev, "fill");
+}
+
+// ---- elementwise tables ---------------------------------------------------------------------
+
+struct Entry {
+  const char* name;
+  int op;
+};
+
+constexpr std::array kUnary = {
+    Entry{"neg", k::kNeg},         Entry{"abs", k::kAbs},
+    Entry{"exp", k::kExp},         Entry{"exp2", k::kExp2},
+    Entry{"expm1", k::kExpm1},     Entry{"log", k::kLog},
+    Entry{"log2", k::kLog2},       Entry{"log1p", k::kLog1p},
+    Entry{"sqrt", k::kSqrt},       Entry{"rsqrt", k::kRsqrt},
+    Entry{"sin", k::kSin},         Entry{"cos", k::kCos},
+    Entry{"tan", k::kTan},         Entry{"tanh", k::kTanh},
+    Entry{"sigmoid", k::kSigmoid}, Entry{"relu", k::kRelu},
+    Entry{"silu", k::kSilu},       Entry{"gelu", k::kGelu},
+    Entry{"erf", k::kErf},         Entry{"reciprocal", k::kReciprocal},
+    Entry{"square", k::kSquare},   Entry{"floor", k::kFloor},
+    Entry{"ceil", k::kCeil},       Entry{"round", k::kRound},
+    Entry{"trunc", k::kTrunc},
+};
+
+constexpr std::array kBinary = {
+    Entry{"add", k::kAdd}, Entry{"sub", k::kSub},         Entry{"mul", k::kMul},
+    Entry{"div", k::kDiv}, Entry{"maximum", k::kMaximum}, Entry{"minimum", k::kMinimum},
+    Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},
+};
+
+void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor &x = in[0], &y = out[0];
+  if (y.numel() == 0) return;
+  int op = e.op;
+  if (op == k::kGelu && a.get_or<std::string_view>("approximate", "none") == "tanh")
+    op = k::kGeluTanh;
+  const std::array<const int64_t*, 2> strides{y.strides().data(), x.strides().data()};
+  const std::array<const void*, 2> ptrs{y.raw_data(), x.raw_data()};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::unary(op, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), g, current_stream(dev));
+  launched(dev, e.name);
+}
+
+void run_binary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor &x = in[0], &w = in[1], &y = out[0];
+  if (y.numel() == 0) return;
+  const double alpha = a.has("alpha") ? a.get<Scalar>("alpha").to<double>() : 1.0;
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), e.name);
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), e.name);
+  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
+  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::binary(e.op, dtype_code(x.dtype()), x.raw_data(), w.raw_data(), y.raw_data(), alpha, g,
+            current_stream(dev));
+  launched(dev, e.name);
+}
+
+template <size_t K>
+void unary_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_unary(kUnary[K], in, out, a);
+}
+template <size_t K>
+void binary_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_binary(kBinary[K], in, out, a);
+}
+
+template <size_t... K>
+void register_unary(Registry& r, std::index_sequence<K...>) {
+  (r.add_kernel(kUnary[K].name, {DeviceType::CUDA, "cuda", &unary_kernel<K>, all_float}), ...);
+}
+template <size_t... K>
+void register_binary(Registry& r, std::index_sequence<K...>) {
+  (r.add_kernel(kBinary[K].name, {DeviceType::CUDA, "cuda", &binary_kernel<K>, all_float}), ...);
+}
+
+}  // namespace
+
+void register_elementwise_kernels(Registry& r) {
+  register_unary(r, std::make_index_sequence<kUnary.size()>{});
+  register_binary(r, std::make_index_sequence<kBinary.size()>{});
+  r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
+  r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
+  r.add_kernel("clone", {DeviceType::CUDA, "cuda", clone_kernel});
+  r.add_kernel("cast", {DeviceType::CUDA, "cuda", cast_kernel});
+}
+
+}  // namespace tessera::cuda
+
+namespace tessera::cuda {
+
+// Called by register_all (src/register_all.cpp) after the CPU kernels.
+void register_kernels(Registry& r) {
+  register_elementwise_kernels(r);
+  register_matmul_kernels(r);
+}
+
+}  // namespace tessera::cuda

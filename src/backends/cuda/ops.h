@@ -1,0 +1,28 @@
+#pragma once
+// Private to the CUDA backend's host code: what the kernel files share (dtype codes, the
+// geometry of a strided call, same-device copies) and the registrars of each family.
+#include <span>
+#include <string_view>
+
+#include "backends/cuda/kernels.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera::cuda {
+
+/// The kernels' code of a dtype (its DType value), or -1 for complex64.
+int dtype_code(DType dt);
+
+/// The iteration space of `shape` over operands with these element strides (0 = broadcast;
+/// operand 0 is the output), dims merged where every operand walks memory uniformly.
+/// Throws NotImplementedError naming op beyond k::kMaxDims unmergeable dims.
+k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> strides,
+                          std::span<const void* const> ptrs, std::string_view op);
+
+/// dst = src converted to dst's dtype and broadcast to its shape; both on dst's CUDA device,
+/// queued on the current stream. `op` (a static name) is named in errors.
+void convert_into(const Tensor& src, const Tensor& dst, const char* op);
+
+void register_elementwise_kernels(Registry& r);
+void register_matmul_kernels(Registry& r);
+
+}  // namespace tessera::cuda

@@ -1,0 +1,249 @@
+// The CUDA caching allocator's policy over a fake device (no GPU needed): rounding and segment
+// sizes, reuse by size, splitting and merging, stream association, OOM handling, the limit,
+// and the statistics. The fake hands out addresses it never dereferences.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "backends/cuda/caching_allocator.h"
+#include "tessera/core/error.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr size_t KiB = size_t{1} << 10, MiB = size_t{1} << 20;
+
+// A device with `capacity` bytes: addresses far apart, so no two segments are adjacent.
+struct FakeDevice {
+  size_t capacity;
+  size_t used = 0;
+  uintptr_t next = uintptr_t{1} << 40;
+  std::map<uintptr_t, size_t> live;
+  int allocs = 0, frees = 0;
+
+  RawAllocator raw() {
+    return {[this](size_t n) -> void* {
+              if (used + n > capacity) return nullptr;
+              const uintptr_t p = next;
+              next += n + (uintptr_t{1} << 30);
+              live[p] = n;
+              used += n;
+              ++allocs;
+              return reinterpret_cast<void*>(p);
+            },
+            [this](void* p) {
+              auto it = live.find(reinterpret_cast<uintptr_t>(p));
+              ASSERT_NE(it, live.end()) << "freed a segment the fake never handed out";
+              used -= it->second;
+              live.erase(it);
+              ++frees;
+            }};
+  }
+};
+
+uintptr_t addr(void* p) { return reinterpret_cast<uintptr_t>(p); }
+
+TEST(CudaCachingAllocator, RoundsRequestsAndPicksSegmentSizes) {
+  using A = CachingAllocator;
+  EXPECT_EQ(A::round_size(0), 512u);
+  EXPECT_EQ(A::round_size(1), 512u);
+  EXPECT_EQ(A::round_size(512), 512u);
+  EXPECT_EQ(A::round_size(513), 1024u);
+  EXPECT_EQ(A::segment_size(512), 2 * MiB);
+  EXPECT_EQ(A::segment_size(1 * MiB), 2 * MiB);
+  EXPECT_EQ(A::segment_size(1 * MiB + 512), 20 * MiB);
+  EXPECT_EQ(A::segment_size(10 * MiB), 20 * MiB);
+  EXPECT_EQ(A::segment_size(10 * MiB + 512), 12 * MiB);  // own segment, rounded to 2 MiB
+  EXPECT_EQ(A::segment_size(21 * MiB), 22 * MiB);
+}
+
+TEST(CudaCachingAllocator, SmallRequestsShareASegmentAndReuseBySize) {
+  FakeDevice dev{64 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t cap1 = 0, cap2 = 0, cap3 = 0;
+  void* p1 = a.allocate(1000, 1, &cap1);
+  void* p2 = a.allocate(1000, 1, &cap2);
+  EXPECT_EQ(cap1, 1024u);
+  EXPECT_EQ(cap2, 1024u);
+  EXPECT_EQ(addr(p2), addr(p1) + 1024);  // split from the same 2 MiB segment
+  EXPECT_EQ(dev.allocs, 1);
+  MemoryStats s = a.stats();
+  EXPECT_EQ(s.current_bytes, 2048);
+  EXPECT_EQ(a.reserved(), static_cast<int64_t>(2 * MiB));
+  EXPECT_EQ(s.cached_bytes, static_cast<int64_t>(2 * MiB) - 2048);
+  EXPECT_EQ(s.num_cache_hits, 1);  // the second came from the cached rest of the segment
+
+  a.deallocate(p2);
+  void* p3 = a.allocate(700, 1, &cap3);  // rounds to 1024 as well: the freed block again
+  EXPECT_EQ(p3, p2);
+  EXPECT_EQ(cap3, 1024u);
+  EXPECT_EQ(dev.allocs, 1);
+  s = a.stats();
+  EXPECT_EQ(s.num_allocs, 3);
+  EXPECT_EQ(s.num_cache_hits, 2);
+  a.deallocate(p1);
+  a.deallocate(p3);
+  EXPECT_EQ(a.stats().current_bytes, 0);
+  EXPECT_EQ(a.stats().peak_bytes, 2048);
+}
+
+TEST(CudaCachingAllocator, SplitsOnlyWhenTheRestIsWorthIt) {
+  FakeDevice dev{256 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t c1 = 0, c2 = 0, c3 = 0, c4 = 0;
+  void* m1 = a.allocate(3 * MiB, 7, &c1);  // a 20 MiB segment, split
+  void* m2 = a.allocate(3 * MiB, 7, &c2);
+  EXPECT_EQ(c1, 3 * MiB);
+  EXPECT_EQ(addr(m2), addr(m1) + 3 * MiB);
+  EXPECT_EQ(dev.allocs, 1);
+  // Freed neighbours merge back: the whole 20 MiB segment serves a 19 MiB request.
+  a.deallocate(m1);
+  a.deallocate(m2);
+  void* big = a.allocate(19 * MiB, 7, &c3);
+  EXPECT_EQ(big, m1);
+  EXPECT_EQ(dev.allocs, 1);
+  EXPECT_EQ(c3, 20 * MiB);  // the 1 MiB rest is not split off (large blocks need > 1 MiB)
+  a.deallocate(big);
+  // A large request gets its own segment of its size rounded to 2 MiB; the 0.5 MiB rest
+  // stays with the block.
+  void* l = a.allocate(19 * MiB + 512 * KiB, 8, &c4);
+  EXPECT_EQ(c4, 20 * MiB);
+  EXPECT_EQ(dev.allocs, 2);  // stream 8 may not use stream 7's free block
+  a.deallocate(l);
+}
+
+TEST(CudaCachingAllocator, FreedBlocksStayWithTheirStreamUntilSynchronized) {
+  FakeDevice dev{1024 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t cap = 0;
+  constexpr size_t n = 12 * MiB;  // large: one segment per request
+  void* p1 = a.allocate(n, 1, &cap);
+  a.deallocate(p1);
+  void* p2 = a.allocate(n, 2, &cap);  // stream 2 may not reuse stream 1's free block
+  EXPECT_NE(p2, p1);
+  EXPECT_EQ(dev.allocs, 2);
+  void* p3 = a.allocate(n, 1, &cap);  // stream 1 may
+  EXPECT_EQ(p3, p1);
+  EXPECT_EQ(dev.allocs, 2);
+  a.deallocate(p3);
+  a.deallocate(p2);
+  void* p4 = a.allocate(n, 3, &cap);  // neither free block is stream 3's
+  EXPECT_EQ(dev.allocs, 3);
+  a.deallocate(p4);
+
+  a.stream_synchronized(1);  // stream 1 finished: its block is free for everyone
+  void* p5 = a.allocate(n, 4, &cap);
+  EXPECT_EQ(p5, p1);
+  EXPECT_EQ(dev.allocs, 3);
+  a.deallocate(p5);
+
+  a.device_synchronized();  // all free blocks serve any stream now
+  void* q1 = a.allocate(n, 5, &cap);
+  void* q2 = a.allocate(n, 5, &cap);
+  void* q3 = a.allocate(n, 5, &cap);
+  EXPECT_EQ(dev.allocs, 3);
+  std::set<void*> got{q1, q2, q3}, expected{p1, p2, p4};
+  EXPECT_EQ(got, expected);
+  for (void* q : got) a.deallocate(q);
+}
+
+TEST(CudaCachingAllocator, OutOfMemoryEmptiesTheCacheRetriesThenSaysWhy) {
+  FakeDevice dev{30 * MiB};
+  CachingAllocator a(Device::cuda(1), dev.raw());
+  size_t cap = 0;
+  void* p = a.allocate(12 * MiB, 1, &cap);
+  a.deallocate(p);                          // 12 MiB cached
+  void* q = a.allocate(20 * MiB, 2, &cap);  // 12 + 20 > 30: the cache goes back first
+  EXPECT_EQ(dev.frees, 1);
+  EXPECT_EQ(a.reserved(), static_cast<int64_t>(20 * MiB));
+  EXPECT_EQ(a.stats().cached_bytes, 0);
+  try {
+    a.allocate(16 * MiB, 2, &cap);
+    ADD_FAILURE() << "expected OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[cuda] out of memory on cuda:1: tried to allocate 16.00 MiB"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("20.00 MiB allocated to tensors, 0 B cached"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the device has no free memory left"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(a.stats().current_bytes, static_cast<int64_t>(20 * MiB));  // unchanged by the OOM
+  a.deallocate(q);
+}
+
+TEST(CudaCachingAllocator, LimitCapsReservedMemory) {
+  FakeDevice dev{1024 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  a.set_limit(8 * MiB);
+  EXPECT_EQ(a.limit(), static_cast<int64_t>(8 * MiB));
+  size_t cap = 0;
+  void* p = a.allocate(3 * MiB, 1, &cap);  // a 20 MiB segment would pass the cap: 4 MiB
+  EXPECT_EQ(a.reserved(), static_cast<int64_t>(4 * MiB));
+  try {
+    a.allocate(6 * MiB, 1, &cap);  // 4 + 6 > 8
+    ADD_FAILURE() << "expected OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("that would pass the memory limit"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("limit 8.00 MiB"), std::string::npos) << msg;
+  }
+  a.set_limit(0);  // no cap
+  void* q = a.allocate(6 * MiB, 1, &cap);
+  EXPECT_NE(q, nullptr);
+  a.deallocate(p);
+  a.deallocate(q);
+  EXPECT_THROW(a.set_limit(-1), ValueError);
+}
+
+TEST(CudaCachingAllocator, StatsPeakAndEmptyCache) {
+  FakeDevice dev{1024 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t cap = 0;
+  void* p = a.allocate(5 * MiB, 1, &cap);
+  void* q = a.allocate(100, 1, &cap);
+  EXPECT_EQ(a.num_segments(), 2);
+  EXPECT_EQ(a.stats().peak_bytes, static_cast<int64_t>(5 * MiB + 512));
+  a.deallocate(p);
+  EXPECT_EQ(a.stats().current_bytes, 512);
+  EXPECT_EQ(a.stats().peak_bytes, static_cast<int64_t>(5 * MiB + 512));
+  a.reset_peak();
+  EXPECT_EQ(a.stats().peak_bytes, 512);
+  a.empty_cache();  // the 20 MiB segment is free and goes back; the small one holds q
+  EXPECT_EQ(dev.frees, 1);
+  EXPECT_EQ(a.num_segments(), 1);
+  EXPECT_EQ(a.reserved(), static_cast<int64_t>(2 * MiB));
+  EXPECT_EQ(a.stats().cached_bytes, static_cast<int64_t>(2 * MiB) - 512);
+  a.deallocate(q);
+  a.empty_cache();
+  EXPECT_EQ(a.reserved(), 0);
+  EXPECT_EQ(dev.used, 0u);
+  EXPECT_THROW(a.deallocate(reinterpret_cast<void*>(uintptr_t{64})), ValueError);
+}
+
+TEST(CudaCachingAllocator, DestructorReturnsTheCache) {
+  FakeDevice dev{64 * MiB};
+  {
+    CachingAllocator a(Device::cuda(0), dev.raw());
+    size_t cap = 0;
+    a.deallocate(a.allocate(4 * MiB, 1, &cap));
+    EXPECT_EQ(dev.live.size(), 1u);
+  }
+  EXPECT_TRUE(dev.live.empty());
+}
+
+TEST(CudaCachingAllocator, ParsesByteCounts) {
+  EXPECT_EQ(parse_bytes("4096", "x"), 4096);
+  EXPECT_EQ(parse_bytes("512M", "x"), int64_t{512} << 20);
+  EXPECT_EQ(parse_bytes("8g", "x"), int64_t{8} << 30);
+  EXPECT_EQ(parse_bytes("3K", "x"), 3072);
+  for (const char* bad : {"", "abc", "12X", "-1", "1MB", "99999999999999G"})
+    EXPECT_THROW(parse_bytes(bad, "TESSERA_CUDA_MEMORY_LIMIT"), ValueError) << bad;
+  EXPECT_EQ(format_bytes(512), "512 B");
+  EXPECT_EQ(format_bytes(int64_t{3} << 29), "1.50 GiB");
+}
+
+}  // namespace
+}  // namespace tessera::cuda
