@@ -60,5 +60,13 @@ def test_cuda_requests_fail_clearly_without_the_backend():
         assert not ts.cuda.is_available()
         with pytest.raises(ts.NotBuiltError, match="not built with CUDA"):
             ts.tensor([1.0]).to("cuda")
+    elif not ts.cuda.is_available():
+        assert ts.cuda.device_count() == 0
+        with pytest.raises(ts.DeviceError, match="no CUDA device"):
+            ts.tensor([1.0]).to("cuda")
+    else:
+        n = ts.cuda.device_count()
+        with pytest.raises(ts.DeviceError, match="does not exist"):
+            ts.tensor([1.0]).to(f"cuda:{n}")
     with pytest.raises(ts.DeviceError):
         ts.device("tpu")
