@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "tessera/ops/creation.h"
+#include "tessera/ops/elementwise.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/dispatch.h"
 
@@ -70,6 +71,20 @@ void register_linalg_prims(Registry& r) {
   r.define({.name = "matmul", .kind = PrimKind::Matmul, .infer = matmul_meta, .cost = matmul_cost});
 }
 
+namespace {
+
+// (..., m, 1) @ (..., 1, n). With no sum, the broadcasting multiply gives the same values as a
+// GEMM and its streaming stores write the (often large) result about twice as fast
+// (per-example weight gradients under vmap are such products). The multiply runs with the
+// longer of m and n innermost, since its loop is fast only along long rows; the result is
+// then a transposed view.
+Tensor outer_product(const Tensor& lhs, const Tensor& rhs) {
+  if (lhs.size(-2) > rhs.size(-1)) return mul(rhs.mT(), lhs.mT()).mT();
+  return mul(lhs, rhs);
+}
+
+}  // namespace
+
 Tensor matmul(const Tensor& a, const Tensor& b) {
   static const Primitive& p = prim("matmul");
   if (a.dim() == 0 || b.dim() == 0)
@@ -84,7 +99,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   // numpy: a 1-d operand becomes a row (left) or column (right) and that dim is dropped after.
   const Tensor lhs = (a.dim() == 1 ? a.unsqueeze(0) : a).to(dt);
   const Tensor rhs = (b.dim() == 1 ? b.unsqueeze(1) : b).to(dt);
-  Tensor out = dispatch1(p, {lhs, rhs});
+  Tensor out = kb == 1 && (is_floating(dt) || is_complex(dt)) ? outer_product(lhs, rhs)
+                                                              : dispatch1(p, {lhs, rhs});
   if (a.dim() == 1) out = out.squeeze(-2);
   if (b.dim() == 1) out = out.squeeze(-1);
   return out;

@@ -66,6 +66,30 @@ TEST(LinalgBlocks, FoldedBatchAndBatchOfLargeMatrices) {
   expect_matches(rand({150, 260}).slice(1, 30, 230), rand({200, 120}), "sliced rows");
 }
 
+TEST(LinalgBlocks, OuterProductsEitherOrientationAndTheirGradients) {
+  manual_seed(6);
+  // k = 1 runs as a broadcasting multiply, with the longer of m and n innermost.
+  expect_matches(rand({300, 1}), rand({1, 7}), "tall outer");
+  expect_matches(rand({7, 1}), rand({1, 300}), "wide outer");
+  expect_matches(rand({5, 40, 1}, kFloat64), rand({1, 1, 9}, kFloat64), "batched, broadcast");
+  Tensor a = rand({6, 1}, kFloat64).requires_grad_(), b = rand({1, 4}, kFloat64).requires_grad_();
+  Tensor r = rand({6, 4}, kFloat64);
+  (matmul(a, b) * r).sum().backward();
+  // d/da = r @ b^T, d/db = a^T @ r
+  const auto av = a.to_vector<double>(), bv = b.to_vector<double>(), rv = r.to_vector<double>();
+  const auto ga = a.grad().to_vector<double>(), gb = b.grad().to_vector<double>();
+  for (size_t i = 0; i < 6; ++i) {
+    double want = 0;
+    for (size_t j = 0; j < 4; ++j) want += rv[i * 4 + j] * bv[j];
+    EXPECT_NEAR(ga[i], want, 1e-12);
+  }
+  for (size_t j = 0; j < 4; ++j) {
+    double want = 0;
+    for (size_t i = 0; i < 6; ++i) want += av[i] * rv[i * 4 + j];
+    EXPECT_NEAR(gb[j], want, 1e-12);
+  }
+}
+
 // A 3x3, padding 1 convolution large enough that its GEMMs are split (32 x 144 x 400
 // multiply-adds per item): output and both gradients of sum(y * r) against float64 loops.
 TEST(LinalgBlocks, LargeConvolutionAndItsGradients) {
