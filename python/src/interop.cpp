@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "bind.h"
+#include "tessera/runtime/cuda.h"
 
 namespace tessera::py {
 namespace {
@@ -80,10 +81,16 @@ Tensor copy_strided(const char* data, const Shape& shape, const Strides& byte_st
   return out;
 }
 
+// The tensor device of a DLPack device (CPU and CUDA; others are refused).
+Device device_of(const nb::ndarray<nb::ro>& a, const char* op) {
+  if (a.device_type() == nb::device::cpu::value) return Device::cpu();
+  if (a.device_type() == nb::device::cuda::value) return Device::cuda(a.device_id());
+  fail<DeviceError>(op, "arrays on DLPack device type {} are not supported (CPU and CUDA are)",
+                    a.device_type());
+}
+
 Tensor wrap(const nb::ndarray<nb::ro>& a, nb::handle keep, const char* op, bool allow_copy) {
-  if (a.device_type() != nb::device::cpu::value)
-    fail<DeviceError>(op, "arrays on device type {} are not supported here (only CPU)",
-                      a.device_type());
+  const Device device = device_of(a, op);
   const DType dt = from_dl(a.dtype(), op);
   Shape shape(a.ndim());
   Strides strides(a.ndim());
@@ -95,14 +102,14 @@ Tensor wrap(const nb::ndarray<nb::ro>& a, nb::handle keep, const char* op, bool 
   }
   auto* data = const_cast<void*>(a.data());
   if (negative) {  // a reversed NumPy view: tensor strides are never negative
-    if (!allow_copy)
+    if (!allow_copy || !device.is_cpu())
       fail<ValueError>(op, "the array has negative strides, which a tensor cannot share (copy "
                        "the array first, or use tessera.tensor)");
     Strides bytes(strides);
     for (auto& b : bytes) b *= static_cast<int64_t>(itemsize(dt));
     return copy_strided(static_cast<const char*>(data), shape, bytes, dt);
   }
-  return from_blob(data, std::move(shape), dt, std::move(strides), keep_alive(keep));
+  return from_blob(data, std::move(shape), dt, std::move(strides), keep_alive(keep), device);
 }
 
 Tensor import_array(nb::handle obj, const char* op, bool allow_copy = false) {
@@ -123,15 +130,18 @@ Tensor import_array(nb::handle obj, const char* op, bool allow_copy = false) {
 
 // A view of the tensor's memory for NumPy/DLPack; the capsule owns a copy of the handle.
 template <class Framework>
-nb::ndarray<Framework> export_view(const Tensor& t, const char* op) {
-  if (!t.device().is_cpu())
+nb::ndarray<Framework> export_view(const Tensor& t, const char* op, bool allow_cuda = false) {
+  if (!t.device().is_cpu() && !(allow_cuda && t.device().is_cuda()))
     fail<DeviceError>(op, "the tensor is on {}; copy it to the CPU first (.cpu())",
                       t.device().str());
   auto* keep = new Tensor(t);
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<Tensor*>(p); });
   std::vector<size_t> shape(t.shape().begin(), t.shape().end());
+  const bool cuda = t.device().is_cuda();
   return nb::ndarray<Framework>(t.raw_data(), shape.size(), shape.data(), owner,
-                                t.strides().data(), to_dl(t.dtype()), nb::device::cpu::value);
+                                t.strides().data(), to_dl(t.dtype()),
+                                cuda ? nb::device::cuda::value : nb::device::cpu::value,
+                                cuda ? t.device().index : 0);
 }
 
 nb::object to_numpy(const Tensor& t, bool force) {
@@ -185,8 +195,15 @@ void init_interop(nb::module_& m, nb::class_<Tensor>& cls) {
            nb::arg("dtype") = nb::none(), nb::arg("copy") = nb::none())
       .def("__dlpack__",
            [](const Tensor& t, nb::kwargs kwargs) {
-             nb::object view = nb::cast(export_view<nb::array_api>(t.detach(), "__dlpack__"));
-             kwargs.attr("pop")("stream", nb::none());  // CPU only: no stream to order with
+             nb::object view =
+                 nb::cast(export_view<nb::array_api>(t.detach(), "__dlpack__", true));
+             // The consumer's stream: finishing our queued work first orders it before any
+             // use there (a device-wide sync; exact per-stream events are left for later).
+             kwargs.attr("pop")("stream", nb::none());
+             if (t.device().is_cuda()) {
+               nb::gil_scoped_release release;
+               cuda::synchronize(t.device().index);
+             }
              return view.attr("__dlpack__")(**kwargs);
            },
            "A DLPack capsule sharing this tensor's memory.")

@@ -110,3 +110,25 @@ def test_asarray_shares_when_it_can():
     assert a[0] == 2.0
     assert ts.asarray([1, 2]).dtype == ts.int64
     assert ts.asarray(a, dtype=ts.float64).dtype == ts.float64
+
+
+gpu = pytest.mark.skipif(not ts.cuda.is_available() or torch is None or
+                         not torch.cuda.is_available(), reason="needs a CUDA device and PyTorch")
+
+
+@gpu
+def test_dlpack_with_pytorch_on_cuda_shares_device_memory():
+    x = torch.arange(6, dtype=torch.float32, device="cuda").reshape(2, 3)
+    t = ts.from_dlpack(x)
+    assert t.device == ts.device("cuda:0") and t.cpu().tolist() == x.cpu().tolist()
+    y = torch.from_dlpack(t)
+    y[0, 0] = 42.0
+    torch.cuda.synchronize()
+    assert t.cpu()[0, 0].item() == 42.0
+
+
+def test_non_cpu_tensors_do_not_become_numpy_arrays():
+    if not ts.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    with pytest.raises(ts.DeviceError, match="copy it to the CPU"):
+        ts.tensor([1.0]).to("cuda").numpy()

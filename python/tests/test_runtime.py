@@ -70,3 +70,15 @@ def test_cuda_requests_fail_clearly_without_the_backend():
             ts.tensor([1.0]).to(f"cuda:{n}")
     with pytest.raises(ts.DeviceError):
         ts.device("tpu")
+
+
+def test_cuda_memory_functions_fail_clearly_without_a_device():
+    if ts.cuda.is_available():
+        assert ts.cuda.memory_allocated() >= 0
+        assert ts.cuda.get_device_properties(0).total_memory > 0
+        return
+    error = ts.NotBuiltError if not ts.cuda.is_built() else ts.DeviceError
+    with pytest.raises(error):
+        ts.cuda.memory_allocated()
+    with pytest.raises(error):
+        ts.cuda.synchronize()
