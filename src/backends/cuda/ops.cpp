@@ -296,6 +296,7 @@ namespace tessera::cuda {
 void register_kernels(Registry& r) {
   register_elementwise_kernels(r);
   register_matmul_kernels(r);
+  register_reduce_kernels(r);
 }
 
 }  // namespace tessera::cuda
