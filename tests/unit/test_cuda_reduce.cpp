@@ -176,6 +176,34 @@ TEST(CudaSoftmax, SoftmaxAndLogSoftmaxMatchTheCpuAlongAnyDim) {
   expect_close(softmax(scalar.to(kGpu), 0), softmax(scalar, 0), 0, 0, "0-d softmax");
 }
 
+// ---- comparisons ---------------------------------------------------------------------------
+
+TEST(CudaCompare, ComparisonsMatchTheCpuWithBroadcastingAndNaN) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(10);
+  const double nan = std::nan("");
+  // Rounded so that equal values occur; NaN compares unequal to everything.
+  Tensor a = round(randn({4, 1, 33}) * 2.0), b = round(randn({5, 33}) * 2.0);
+  a = where(a == 3.0, full({}, nan), a);
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const Tensor x = a.to(dt), y = b.to(dt), s = tensor<double>({1.0}, Shape{}).to(dt);
+    const std::vector<std::pair<Tensor, Tensor>> cases = {
+        {x, y}, {y, x}, {x, s}, {y.t(), y.t()}, {y.t(), s}};
+    for (const char* name : {"eq", "ne", "lt", "le", "gt", "ge"}) {
+      const Primitive& p = prim(name);
+      for (const auto& [u, v] : cases) {
+        const Tensor want = dispatch1(p, {u, v});
+        const Tensor got = dispatch1(p, {u.to(kGpu), v.to(kGpu)});
+        ASSERT_EQ(got.dtype(), kBool);
+        ASSERT_EQ(got.device(), kGpu);
+        EXPECT_EQ(values(got), values(want))
+            << name << " " << dtype_name(dt) << " " << shape_str(u.shape()) << " with "
+            << shape_str(v.shape());
+      }
+    }
+  }
+}
+
 // ---- gradients -------------------------------------------------------------------------------
 
 TEST(CudaReduce, GradientsThroughBroadcastingMatchTheCpu) {

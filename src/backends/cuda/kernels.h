@@ -66,6 +66,7 @@ enum UnaryOp : int {
   kNumUnary
 };
 enum BinaryOp : int { kAdd, kSub, kMul, kDiv, kMaximum, kMinimum, kPow, kAtan2, kNumBinary };
+enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kNumCompare };
 /// Reductions with a device functor (mean is kSum with scale 1/n).
 enum ReduceOp : int { kRSum, kRMax, kRMin, kNumReduce };
 
@@ -78,6 +79,9 @@ void unary(int op, int code, const void* in, void* out, const Geometry& g, void*
 /// out = op(a, b) (add: a + alpha * b); all of dtype `code`.
 void binary(int op, int code, const void* a, const void* b, void* out, double alpha,
             const Geometry& g, void* stream);
+/// out (bool, operand 0) = op(a, b); a and b of dtype `code`.
+void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
+             void* stream);
 /// A reduction of n_out rows of n_red elements: row o starts at offset `outer`(o) of `in`, its
 /// element j at `inner`(j) from there (operand 0 of each geometry). Writes row o's result,
 /// times `scale` for kRSum, to out[o] (contiguous). 16-bit floats accumulate in float32.
