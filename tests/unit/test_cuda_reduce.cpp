@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -204,6 +205,31 @@ TEST(CudaCompare, ComparisonsMatchTheCpuWithBroadcastingAndNaN) {
   }
 }
 
+TEST(CudaCompare, WhereSelectsLikeTheCpuForEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(12);
+  const Tensor c = randn({4, 1, 33}) > 0.0, a = randn({5, 33}) * 10.0, b = randn({4, 5, 1});
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32, kInt16, kUInt8, kBool,
+                   kComplex64}) {
+    const Tensor x = a.to(dt), y = b.to(dt);
+    const std::vector<std::vector<Tensor>> cases = {
+        {c, x, y}, {c, y, x}, {c.slice(2, 1, 33), x.t().slice(0, 0, 32).t(), y}};
+    for (const auto& in : cases) {
+      const Tensor want = where(in[0], in[1], in[2]);
+      const Tensor got = where(in[0].to(kGpu), in[1].to(kGpu), in[2].to(kGpu));
+      ASSERT_EQ(got.device(), kGpu);
+      ASSERT_EQ(got.shape(), want.shape());
+      // A selection: the same bytes (complex64 and NaN payloads included).
+      const Tensor g = got.to(Device::cpu()).contiguous(), w = want.contiguous();
+      ASSERT_EQ(g.dtype(), w.dtype());
+      EXPECT_EQ(std::memcmp(g.raw_data(), w.raw_data(), w.nbytes()), 0) << dtype_name(dt);
+    }
+  }
+  // Scalars become 0-d tensors on the condition's device.
+  const Tensor s = where(c.to(kGpu), 1.5, -2.0);
+  EXPECT_EQ(values(s), values(where(c, 1.5, -2.0)));
+}
+
 // ---- gradients -------------------------------------------------------------------------------
 
 TEST(CudaReduce, GradientsThroughBroadcastingMatchTheCpu) {
@@ -226,6 +252,22 @@ TEST(CudaReduce, GradientsThroughBroadcastingMatchTheCpu) {
   (a + b).sum().backward();
   EXPECT_EQ(values(b.grad()), std::vector<double>(5, 4.0));
   EXPECT_EQ(values(a.grad()), std::vector<double>(20, 1.0));
+}
+
+TEST(CudaCompare, GradientsThroughWhereMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(13);
+  const Tensor x0 = randn({3, 7}), r0 = randn({7});
+  auto grads = [&](Device dev) {
+    Tensor x = x0.to(dev).detach().requires_grad_();
+    Tensor r = r0.to(dev).detach().requires_grad_();
+    // A broadcast branch: its gradient is summed over the rows.
+    where(x > 0.0, x * x, r).sum().backward();
+    return std::vector<Tensor>{x.grad(), r.grad()};
+  };
+  const std::vector<Tensor> gpu = grads(kGpu), cpu = grads(Device::cpu());
+  expect_close(gpu[0], cpu[0], 1e-6, 1e-7, "where grad of x");
+  expect_close(gpu[1], cpu[1], 1e-6, 1e-7, "where grad of the broadcast branch");
 }
 
 TEST(CudaSoftmax, GradientsMatchTheCpu) {

@@ -1,6 +1,7 @@
 // Comparison kernels (eq, ne, lt, le, gt, ge): float16, bfloat16, float32 and float64 operands
 // (16-bit floats compared in float32, which is exact), a bool output, over the strided
-// geometry. A table indexed by op and dtype, like binary.cu.
+// geometry. A table indexed by op and dtype, like binary.cu. Also where(cond, a, b), a pure
+// selection, so one kernel per element width serves every dtype.
 #include <array>
 
 #include "backends/cuda/device.cuh"
@@ -50,7 +51,35 @@ constexpr Row row() {
 constexpr std::array<Row, kNumCompare> kTable = {row<Eq>(), row<Ne>(), row<Lt>(),
                                                  row<Le>(), row<Gt>(), row<Ge>()};
 
+template <class W>
+__global__ void where_strided(const bool* c, const W* a, const W* b, W* out, Geometry g) {
+  for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
+    int64_t o[4];
+    offsets<4>(g, i, o);
+    out[o[0]] = c[o[1]] ? a[o[2]] : b[o[3]];
+  }
+}
+
+template <class W>
+void launch_where(const void* c, const void* a, const void* b, void* out, const Geometry& g,
+                  cudaStream_t s) {
+  where_strided<W><<<blocks_for(g.numel), kThreads, 0, s>>>(
+      static_cast<const bool*>(c), static_cast<const W*>(a), static_cast<const W*>(b),
+      static_cast<W*>(out), g);
+}
+using WhereLaunch = void (*)(const void*, const void*, const void*, void*, const Geometry&,
+                             cudaStream_t);
+// Indexed by log2 of the element width.
+constexpr std::array<WhereLaunch, 4> kWhere = {&launch_where<uint8_t>, &launch_where<uint16_t>,
+                                               &launch_where<uint32_t>, &launch_where<uint64_t>};
+
 }  // namespace
+
+void where(int width, const void* cond, const void* a, const void* b, void* out, const Geometry& g,
+           void* stream) {
+  const size_t w = width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : 3;
+  kWhere[w](cond, a, b, out, g, static_cast<cudaStream_t>(stream));
+}
 
 void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
              void* stream) {

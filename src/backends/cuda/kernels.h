@@ -22,13 +22,13 @@ enum Code : int {
   kF64 = 9,
 };
 
-/// One iteration space over up to three operands (0 = output), after merging dims that walk
+/// One iteration space over up to four operands (0 = output), after merging dims that walk
 /// memory uniformly. Strides are in elements; 0 repeats (broadcast).
 struct Geometry {
   int ndim = 0;
   int64_t numel = 0;
   int64_t sizes[kMaxDims] = {};
-  int64_t strides[3][kMaxDims] = {};
+  int64_t strides[4][kMaxDims] = {};
   /// True when every operand with a nonzero stride walks memory contiguously in one dim.
   bool contiguous = false;
   /// True when, in addition, every operand pointer is 16-byte aligned (vector loads apply).
@@ -82,6 +82,9 @@ void binary(int op, int code, const void* a, const void* b, void* out, double al
 /// out (bool, operand 0) = op(a, b); a and b of dtype `code`.
 void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
              void* stream);
+/// out (operand 0) = cond (1, bool) ? a (2) : b (3), elements of `width` bytes (1, 2, 4, 8).
+void where(int width, const void* cond, const void* a, const void* b, void* out, const Geometry& g,
+           void* stream);
 /// A reduction of n_out rows of n_red elements: row o starts at offset `outer`(o) of `in`, its
 /// element j at `inner`(j) from there (operand 0 of each geometry). Writes row o's result,
 /// times `scale` for kRSum, to out[o] (contiguous). 16-bit floats accumulate in float32.

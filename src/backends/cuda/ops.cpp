@@ -284,6 +284,27 @@ void run_compare(const Entry& e, Inputs in, Outputs out) {
   launched(dev, e.name);
 }
 
+// where: a selection, so any dtype of 1, 2, 4 or 8 bytes (complex64 included).
+bool where_dtypes(Inputs in, const Attrs&) {
+  return in[0].dtype() == kBool && in[1].dtype() == in[2].dtype() && in[1].itemsize() <= 8;
+}
+
+void where_kernel(Inputs in, Outputs out, const Attrs&) {
+  const Tensor &c = in[0], &x = in[1], &w = in[2], &y = out[0];
+  if (y.numel() == 0) return;
+  const Strides sc = cpu::broadcast_strides(c, y.shape(), "where");
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), "where");
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), "where");
+  const std::array<const int64_t*, 4> strides{y.strides().data(), sc.data(), sx.data(), sw.data()};
+  const std::array<const void*, 4> ptrs{y.raw_data(), c.raw_data(), x.raw_data(), w.raw_data()};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, "where");
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::where(static_cast<int>(y.itemsize()), c.raw_data(), x.raw_data(), w.raw_data(), y.raw_data(),
+           g, current_stream(dev));
+  launched(dev, "where");
+}
+
 template <size_t K>
 void unary_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_unary(kUnary[K], in, out, a);
@@ -317,6 +338,7 @@ void register_elementwise_kernels(Registry& r) {
   register_unary(r, std::make_index_sequence<kUnary.size()>{});
   register_binary(r, std::make_index_sequence<kBinary.size()>{});
   register_compare(r, std::make_index_sequence<kCompare.size()>{});
+  r.add_kernel("where", {DeviceType::CUDA, "cuda", where_kernel, where_dtypes});
   r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
   r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
   r.add_kernel("clone", {DeviceType::CUDA, "cuda", clone_kernel});
