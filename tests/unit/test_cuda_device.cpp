@@ -202,8 +202,7 @@ TEST(CudaCopy, PinnedMemoryAndGradientsFlowThroughTransfers) {
   EXPECT_FALSE(cuda::is_pinned(ones({3})));
   p.copy_(arange(0, 1000, 1, kFloat32));
   EXPECT_TRUE(same(p.to(kGpu).to(Device::cpu()), arange(0, 1000, 1, kFloat32)));
-  // to(device) is differentiable: the gradient comes back to the source's device. (A same-shape
-  // factor: a broadcast one would need a CUDA sum in the backward pass, not built yet.)
+  // to(device) is differentiable: the gradient comes back to the source's device.
   Tensor x = tensor<float>({1, 2, 3}, Shape{3}).requires_grad_();
   Tensor y = (x.to(kGpu) * full({3}, 3.0, {kFloat32, kGpu})).to(Device::cpu()).sum();
   y.backward();

@@ -22,13 +22,13 @@ enum Code : int {
   kF64 = 9,
 };
 
-/// One iteration space over up to three operands (0 = output), after merging dims that walk
+/// One iteration space over up to four operands (0 = output), after merging dims that walk
 /// memory uniformly. Strides are in elements; 0 repeats (broadcast).
 struct Geometry {
   int ndim = 0;
   int64_t numel = 0;
   int64_t sizes[kMaxDims] = {};
-  int64_t strides[3][kMaxDims] = {};
+  int64_t strides[4][kMaxDims] = {};
   /// True when every operand with a nonzero stride walks memory contiguously in one dim.
   bool contiguous = false;
   /// True when, in addition, every operand pointer is 16-byte aligned (vector loads apply).
@@ -66,6 +66,9 @@ enum UnaryOp : int {
   kNumUnary
 };
 enum BinaryOp : int { kAdd, kSub, kMul, kDiv, kMaximum, kMinimum, kPow, kAtan2, kNumBinary };
+enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kNumCompare };
+/// Reductions with a device functor (mean is kSum with scale 1/n).
+enum ReduceOp : int { kRSum, kRMax, kRMin, kNumReduce };
 
 /// Whether the float kernels cover a dtype code (float16, bfloat16, float32, float64).
 inline bool float_code(int code) { return code >= kF16 && code <= kF64; }
@@ -76,6 +79,24 @@ void unary(int op, int code, const void* in, void* out, const Geometry& g, void*
 /// out = op(a, b) (add: a + alpha * b); all of dtype `code`.
 void binary(int op, int code, const void* a, const void* b, void* out, double alpha,
             const Geometry& g, void* stream);
+/// out (bool, operand 0) = op(a, b); a and b of dtype `code`.
+void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
+             void* stream);
+/// out (operand 0) = cond (1, bool) ? a (2) : b (3), elements of `width` bytes (1, 2, 4, 8).
+void where(int width, const void* cond, const void* a, const void* b, void* out, const Geometry& g,
+           void* stream);
+/// A reduction of n_out rows of n_red elements: row o starts at offset `outer`(o) of `in`, its
+/// element j at `inner`(j) from there (operand 0 of each geometry). Writes row o's result,
+/// times `scale` for kRSum, to out[o] (contiguous). 16-bit floats accumulate in float32.
+/// `work` holds n_out * splits accumulators (float32, or float64 for code kF64) when a row is
+/// split into `splits` parts reduced in parallel (splits == 1: no workspace).
+void reduce(int op, int code, const void* in, void* out, const Geometry& outer,
+            const Geometry& inner, int64_t n_out, int64_t n_red, double scale, int splits,
+            void* work, void* stream);
+/// Softmax (log_softmax when log) of n_rows lanes of n elements: lane r starts at offsets
+/// `rows`(r) (operand 0: out, 1: in) and steps by out_stride / in_stride elements.
+void softmax(bool log, int code, const void* in, void* out, const Geometry& rows, int64_t n,
+             int64_t in_stride, int64_t out_stride, void* stream);
 /// Fills n elements of `width` bytes (1, 2, 4, 8) with the same bit pattern.
 void fill(void* out, int64_t n, int width, uint64_t bits, void* stream);
 /// Copies elements of `width` bytes from operand 1 to operand 0 of g.

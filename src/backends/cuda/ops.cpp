@@ -228,6 +228,16 @@ constexpr std::array kBinary = {
     Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},
 };
 
+// Comparisons: float operands of one dtype (the op layer promotes), a bool output.
+constexpr std::array kCompare = {
+    Entry{"eq", k::kEq}, Entry{"ne", k::kNe}, Entry{"lt", k::kLt},
+    Entry{"le", k::kLe}, Entry{"gt", k::kGt}, Entry{"ge", k::kGe},
+};
+
+bool same_float(Inputs in, const Attrs& a) {
+  return all_float(in, a) && in[0].dtype() == in[1].dtype();
+}
+
 void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &y = out[0];
   if (y.numel() == 0) return;
@@ -259,6 +269,42 @@ void run_binary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   launched(dev, e.name);
 }
 
+void run_compare(const Entry& e, Inputs in, Outputs out) {
+  const Tensor &x = in[0], &w = in[1], &y = out[0];
+  if (y.numel() == 0) return;
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), e.name);
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), e.name);
+  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
+  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::compare(e.op, dtype_code(x.dtype()), x.raw_data(), w.raw_data(), y.raw_data(), g,
+             current_stream(dev));
+  launched(dev, e.name);
+}
+
+// where: a selection, so any dtype of 1, 2, 4 or 8 bytes (complex64 included).
+bool where_dtypes(Inputs in, const Attrs&) {
+  return in[0].dtype() == kBool && in[1].dtype() == in[2].dtype() && in[1].itemsize() <= 8;
+}
+
+void where_kernel(Inputs in, Outputs out, const Attrs&) {
+  const Tensor &c = in[0], &x = in[1], &w = in[2], &y = out[0];
+  if (y.numel() == 0) return;
+  const Strides sc = cpu::broadcast_strides(c, y.shape(), "where");
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), "where");
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), "where");
+  const std::array<const int64_t*, 4> strides{y.strides().data(), sc.data(), sx.data(), sw.data()};
+  const std::array<const void*, 4> ptrs{y.raw_data(), c.raw_data(), x.raw_data(), w.raw_data()};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, "where");
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::where(static_cast<int>(y.itemsize()), c.raw_data(), x.raw_data(), w.raw_data(), y.raw_data(),
+           g, current_stream(dev));
+  launched(dev, "where");
+}
+
 template <size_t K>
 void unary_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_unary(kUnary[K], in, out, a);
@@ -268,6 +314,15 @@ void binary_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_binary(kBinary[K], in, out, a);
 }
 
+template <size_t K>
+void compare_kernel(Inputs in, Outputs out, const Attrs&) {
+  run_compare(kCompare[K], in, out);
+}
+
+template <size_t... K>
+void register_compare(Registry& r, std::index_sequence<K...>) {
+  (r.add_kernel(kCompare[K].name, {DeviceType::CUDA, "cuda", &compare_kernel<K>, same_float}), ...);
+}
 template <size_t... K>
 void register_unary(Registry& r, std::index_sequence<K...>) {
   (r.add_kernel(kUnary[K].name, {DeviceType::CUDA, "cuda", &unary_kernel<K>, all_float}), ...);
@@ -282,6 +337,8 @@ void register_binary(Registry& r, std::index_sequence<K...>) {
 void register_elementwise_kernels(Registry& r) {
   register_unary(r, std::make_index_sequence<kUnary.size()>{});
   register_binary(r, std::make_index_sequence<kBinary.size()>{});
+  register_compare(r, std::make_index_sequence<kCompare.size()>{});
+  r.add_kernel("where", {DeviceType::CUDA, "cuda", where_kernel, where_dtypes});
   r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
   r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
   r.add_kernel("clone", {DeviceType::CUDA, "cuda", clone_kernel});
@@ -296,6 +353,7 @@ namespace tessera::cuda {
 void register_kernels(Registry& r) {
   register_elementwise_kernels(r);
   register_matmul_kernels(r);
+  register_reduce_kernels(r);
 }
 
 }  // namespace tessera::cuda

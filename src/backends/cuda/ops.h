@@ -24,5 +24,6 @@ void convert_into(const Tensor& src, const Tensor& dst, const char* op);
 
 void register_elementwise_kernels(Registry& r);
 void register_matmul_kernels(Registry& r);
+void register_reduce_kernels(Registry& r);
 
 }  // namespace tessera::cuda

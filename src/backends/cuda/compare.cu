@@ -1,0 +1,90 @@
+// Comparison kernels (eq, ne, lt, le, gt, ge): float16, bfloat16, float32 and float64 operands
+// (16-bit floats compared in float32, which is exact), a bool output, over the strided
+// geometry. A table indexed by op and dtype, like binary.cu. Also where(cond, a, b), a pure
+// selection, so one kernel per element width serves every dtype.
+#include <array>
+
+#include "backends/cuda/device.cuh"
+
+namespace tessera::cuda::k {
+namespace {
+
+#define TS_COMPARE(Name, expr)                                   \
+  struct Name {                                                  \
+    template <class C>                                           \
+    __device__ __forceinline__ bool operator()(C a, C b) const { \
+      return expr;                                               \
+    }                                                            \
+  };
+TS_COMPARE(Eq, a == b)
+TS_COMPARE(Ne, a != b)
+TS_COMPARE(Lt, a < b)
+TS_COMPARE(Le, a <= b)
+TS_COMPARE(Gt, a > b)
+TS_COMPARE(Ge, a >= b)
+#undef TS_COMPARE
+
+template <class T, class Op>
+__global__ void compare_strided(const T* a, const T* b, bool* out, Geometry g) {
+  const Op op;
+  for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
+    int64_t o[3];
+    offsets<3>(g, i, o);
+    out[o[0]] = op(Io<T>::up(a[o[1]]), Io<T>::up(b[o[2]]));
+  }
+}
+
+using Launch = void (*)(const void*, const void*, void*, const Geometry&, cudaStream_t);
+
+template <class T, class Op>
+void launch(const void* a, const void* b, void* out, const Geometry& g, cudaStream_t s) {
+  compare_strided<T, Op><<<blocks_for(g.numel), kThreads, 0, s>>>(
+      static_cast<const T*>(a), static_cast<const T*>(b), static_cast<bool*>(out), g);
+}
+
+using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64
+template <class Op>
+constexpr Row row() {
+  return {&launch<__half, Op>, &launch<__nv_bfloat16, Op>, &launch<float, Op>, &launch<double, Op>};
+}
+// Indexed by CompareOp.
+constexpr std::array<Row, kNumCompare> kTable = {row<Eq>(), row<Ne>(), row<Lt>(),
+                                                 row<Le>(), row<Gt>(), row<Ge>()};
+
+template <class W>
+__global__ void where_strided(const bool* c, const W* a, const W* b, W* out, Geometry g) {
+  for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
+    int64_t o[4];
+    offsets<4>(g, i, o);
+    out[o[0]] = c[o[1]] ? a[o[2]] : b[o[3]];
+  }
+}
+
+template <class W>
+void launch_where(const void* c, const void* a, const void* b, void* out, const Geometry& g,
+                  cudaStream_t s) {
+  where_strided<W><<<blocks_for(g.numel), kThreads, 0, s>>>(
+      static_cast<const bool*>(c), static_cast<const W*>(a), static_cast<const W*>(b),
+      static_cast<W*>(out), g);
+}
+using WhereLaunch = void (*)(const void*, const void*, const void*, void*, const Geometry&,
+                             cudaStream_t);
+// Indexed by log2 of the element width.
+constexpr std::array<WhereLaunch, 4> kWhere = {&launch_where<uint8_t>, &launch_where<uint16_t>,
+                                               &launch_where<uint32_t>, &launch_where<uint64_t>};
+
+}  // namespace
+
+void where(int width, const void* cond, const void* a, const void* b, void* out, const Geometry& g,
+           void* stream) {
+  const size_t w = width == 1 ? 0 : width == 2 ? 1 : width == 4 ? 2 : 3;
+  kWhere[w](cond, a, b, out, g, static_cast<cudaStream_t>(stream));
+}
+
+void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
+             void* stream) {
+  kTable[static_cast<size_t>(op)][static_cast<size_t>(code - kF16)](
+      a, b, out, g, static_cast<cudaStream_t>(stream));
+}
+
+}  // namespace tessera::cuda::k

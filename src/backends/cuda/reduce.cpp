@@ -1,0 +1,131 @@
+// CUDA kernels of the reductions (sum, mean, amax, amin over any set of dims) and of softmax /
+// log_softmax along any dim, for the float dtypes. Host code only: it splits the input's dims
+// into kept (outer) and reduced (inner) geometries, or lanes for softmax, and calls the
+// launchers of reduce.cu and softmax.cu on the current stream.
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "backends/cuda/common.h"
+#include "backends/cuda/kernels.h"
+#include "backends/cuda/ops.h"
+#include "ops/reduce_dims.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera::cuda {
+namespace {
+
+bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
+
+// Rows at least this long, with few outputs, are split into parts reduced in parallel.
+constexpr int64_t kSplitRow = int64_t{1} << 15;
+constexpr int64_t kPartLength = int64_t{1} << 14;
+constexpr int64_t kTargetBlocks = 2048;
+
+// A fixed function of the shape (not of the device), so results do not depend on the GPU.
+int splits_for(int64_t n_out, int64_t n_red) {
+  if (n_red < kSplitRow || n_out >= kTargetBlocks / 2) return 1;
+  const int64_t by_length = (n_red + kPartLength - 1) / kPartLength;
+  return static_cast<int>(std::min(by_length, std::max<int64_t>(1, kTargetBlocks / n_out)));
+}
+
+k::Geometry geometry_of(const Shape& shape, const Strides& strides, const void* p, const char* op) {
+  const std::array<const int64_t*, 1> s{strides.data()};
+  const std::array<const void*, 1> ptrs{p};
+  return make_geometry(shape, s, ptrs, op);
+}
+
+void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const std::vector<bool> mask =
+      detail::reduce_mask(x.dim(), a.get_or<std::vector<int64_t>>("dims", {}), name);
+  Shape os, is;
+  Strides ost, ist;
+  for (size_t d = 0; d < mask.size(); ++d) {
+    (mask[d] ? is : os).push_back(x.shape()[d]);
+    (mask[d] ? ist : ost).push_back(x.strides()[d]);
+  }
+  const k::Geometry outer = geometry_of(os, ost, x.raw_data(), name);
+  const k::Geometry inner = geometry_of(is, ist, x.raw_data(), name);
+  const int64_t n_out = outer.numel, n_red = inner.numel;
+  // mean of nothing is 0 * inf = NaN, as on the CPU.
+  const double scale = mean ? 1.0 / static_cast<double>(n_red) : 1.0;
+  const int splits = splits_for(n_out, n_red);
+  const int code = dtype_code(x.dtype());
+  Tensor work;
+  if (splits > 1)
+    work = Tensor::empty({n_out * splits}, code == k::kF64 ? kFloat64 : kFloat32, y.device());
+  // The kernel writes row o at out[o]: a strided output goes through a packed temporary.
+  const Tensor dst = y.is_contiguous() ? y : Tensor::empty(y.shape(), y.dtype(), y.device());
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::reduce(op, code, x.raw_data(), dst.raw_data(), outer, inner, n_out, n_red, scale, splits,
+            work.defined() ? work.raw_data() : nullptr, current_stream(dev));
+  launched(dev, name);
+  if (!y.is_contiguous()) convert_into(dst, y, name);
+}
+
+void sum_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_reduce("sum", k::kRSum, false, in, out, a);
+}
+void mean_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_reduce("mean", k::kRSum, true, in, out, a);
+}
+void amax_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_reduce("amax", k::kRMax, false, in, out, a);
+}
+void amin_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_reduce("amin", k::kRMin, false, in, out, a);
+}
+
+// Lanes along dim: the other dims form the rows' geometry (operand 0: out, 1: in).
+void run_softmax(const char* name, bool log, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  Shape shape = x.shape();
+  int64_t n = 1, si = 0, so = 0;
+  if (x.dim() > 0) {
+    const auto d = static_cast<size_t>(wrap_dim(a.get<int64_t>("dim"), x.dim(), name));
+    n = shape[d];
+    si = x.strides()[d];
+    so = y.strides()[d];
+    shape[d] = 1;  // the geometry walks lane starts
+  }
+  const std::array<const int64_t*, 2> strides{y.strides().data(), x.strides().data()};
+  const std::array<const void*, 2> ptrs{y.raw_data(), x.raw_data()};
+  const k::Geometry rows = make_geometry(shape, strides, ptrs, name);
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::softmax(log, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), rows, n, si, so,
+             current_stream(dev));
+  launched(dev, name);
+}
+
+void softmax_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_softmax("softmax", false, in, out, a);
+}
+void log_softmax_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_softmax("log_softmax", true, in, out, a);
+}
+
+struct Entry {
+  const char* name;
+  KernelFn fn;
+};
+constexpr std::array kReduce = {
+    Entry{"sum", sum_kernel},         Entry{"mean", mean_kernel},
+    Entry{"amax", amax_kernel},       Entry{"amin", amin_kernel},
+    Entry{"softmax", softmax_kernel}, Entry{"log_softmax", log_softmax_kernel},
+};
+
+}  // namespace
+
+void register_reduce_kernels(Registry& r) {
+  for (const Entry& e : kReduce)
+    r.add_kernel(e.name, {DeviceType::CUDA, "cuda", e.fn, float_input});
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,289 @@
+// The CUDA reductions (sum, mean, amax, amin) and softmax / log_softmax against the CPU's
+// results, and autograd through broadcasting on the GPU (its backward pass reduces with sum).
+// Every test skips (GTEST_SKIP) when tessera::cuda::is_available() is false.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "tessera/runtime/cuda.h"
+#include "tessera/tessera.h"
+
+namespace tessera {
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                           \
+  do {                                                                               \
+    if (!cuda::is_available())                                                       \
+      GTEST_SKIP() << "no CUDA device: "                                             \
+                   << (cuda::is_built() ? cuda::unavailable_reason() : "not built"); \
+  } while (0)
+
+const Device kGpu = Device::cuda(0);
+
+std::vector<double> values(const Tensor& t) {
+  return t.to(Device::cpu()).to(kFloat64).contiguous().to_vector<double>();
+}
+
+// |got - want| <= atol + rtol * |want| elementwise, NaNs and infinities matching; got on the
+// GPU, want on the CPU.
+void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                  const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.device(), kGpu) << what;
+  const std::vector<double> g = values(got), w = values(want);
+  int bad = 0;
+  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
+    const bool same_special = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i];
+    if (!same_special && !(std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]))) {
+      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU gives " << w[i];
+      ++bad;
+    }
+  }
+}
+
+struct Tol {
+  DType dtype;
+  double rtol, atol;
+  double acc_eps;  // unit roundoff of the accumulation (float32, or float64)
+};
+// 16-bit results may differ from the CPU's by a rounding step or two.
+const std::vector<Tol> kTols = {{kFloat32, 1e-5, 1e-6, 6e-8},
+                                {kFloat64, 1e-13, 1e-14, 1.1e-16},
+                                {kFloat16, 2e-3, 1e-3, 6e-8},
+                                {kBFloat16, 1.6e-2, 1e-2, 6e-8}};
+
+std::string label(const char* op, const Tol& t, const Tensor& x, const Dims& dims, bool keep) {
+  std::string s = std::string(op) + " " + std::string(dtype_name(t.dtype)) + " " +
+                  shape_str(x.shape()) + " dims {";
+  for (int64_t d : dims) s += std::to_string(d) + ",";
+  return s + "}" + (keep ? " keepdim" : "");
+}
+
+// ---- reductions ------------------------------------------------------------------------------
+
+TEST(CudaReduce, SumMeanAmaxAminMatchTheCpuOverAnyDims) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(5);
+  const Tensor base64 = randn({6, 37, 129}, kFloat64);
+  const std::vector<Dims> dim_sets = {{}, {0}, {1}, {2}, {-1}, {0, 2}, {1, 2}, {0, 1, 2}};
+  for (const Tol& tol : kTols) {
+    const Tensor base = base64.to(tol.dtype);
+    // Contiguous, permuted (strided rows) and a sliced view.
+    for (const Tensor& x : {base, base.permute({2, 0, 1}), base.slice(2, 3, 100)}) {
+      for (const Dims& dims : dim_sets) {
+        for (bool keep : {false, true}) {
+          const Tensor xg = x.to(kGpu);
+          int64_t n_red = 1;
+          for (int64_t d = 0; d < x.dim(); ++d) {
+            bool reduced = dims.empty();
+            for (int64_t r : dims) reduced |= (r + x.dim()) % x.dim() == d;
+            if (reduced) n_red *= x.shape()[static_cast<size_t>(d)];
+          }
+          const double acc = tol.atol + tol.acc_eps * static_cast<double>(n_red);
+          expect_close(sum(xg, dims, keep), sum(x, dims, keep), tol.rtol, acc,
+                       label("sum", tol, x, dims, keep));
+          expect_close(mean(xg, dims, keep), mean(x, dims, keep), tol.rtol, acc,
+                       label("mean", tol, x, dims, keep));
+          // A selection: exactly the CPU's element.
+          expect_close(amax(xg, dims, keep), amax(x, dims, keep), 0, 0,
+                       label("amax", tol, x, dims, keep));
+          expect_close(amin(xg, dims, keep), amin(x, dims, keep), 0, 0,
+                       label("amin", tol, x, dims, keep));
+        }
+      }
+    }
+  }
+}
+
+TEST(CudaReduce, LongRowsAreSplitAndCombined) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(6);
+  // 300000 elements in one row and in 3 rows: the two-pass path (parts in a workspace).
+  const Tensor x64 = rand({3, 100000}, kFloat64) + 0.5;
+  for (const Tol& tol : kTols) {
+    const Tensor x = x64.to(tol.dtype), xg = x.to(kGpu);
+    // Positive terms: a relative bound (a thread folds ~64 terms in order, then trees).
+    const double rel = tol.rtol + 100 * tol.acc_eps;
+    expect_close(xg.sum(), x.sum(), rel, tol.atol, label("sum", tol, x, {}, false));
+    expect_close(mean(xg), mean(x), rel, tol.atol, label("mean", tol, x, {}, false));
+    expect_close(sum(xg, {1}), sum(x, {1}), rel, tol.atol, label("sum", tol, x, {1}, false));
+    expect_close(max(xg), max(x), 0, 0, label("max", tol, x, {}, false));
+    expect_close(min(xg), min(x), 0, 0, label("min", tol, x, {}, false));
+    expect_close(amax(xg.t(), {0}), amax(x.t(), {0}), 0, 0, label("amax", tol, x, {0}, false));
+  }
+  // Same shape, same result: the split does not depend on timing.
+  const Tensor a = x64.to(kGpu);
+  EXPECT_EQ(values(a.sum()), values(a.sum()));
+}
+
+TEST(CudaReduce, SpecialValuesAndEmptyReductionsLikeTheCpu) {
+  SKIP_WITHOUT_GPU();
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const Tensor x = tensor<double>({1, nan, 3, -inf, -inf, -inf, 2, inf, 5}, Shape{3, 3});
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const Tensor c = x.to(dt), g = c.to(kGpu);
+    for (const Dims& dims : {Dims{}, Dims{0}, Dims{1}}) {
+      expect_close(sum(g, dims), sum(c, dims), 0, 0, "sum special");
+      expect_close(mean(g, dims), mean(c, dims), 1e-6, 0, "mean special");
+      expect_close(amax(g, dims), amax(c, dims), 0, 0, "amax special");
+      expect_close(amin(g, dims), amin(c, dims), 0, 0, "amin special");
+    }
+  }
+  const Tensor e = zeros({0, 4}), eg = e.to(kGpu);
+  expect_close(sum(eg, {0}), sum(e, {0}), 0, 0, "sum over an empty dim is 0");
+  expect_close(mean(eg, {0}), mean(e, {0}), 0, 0, "mean over an empty dim is NaN");
+  EXPECT_EQ(sum(eg, {1}).shape(), (Shape{0}));
+  EXPECT_THROW((void)max(eg), ValueError);
+}
+
+// ---- softmax ---------------------------------------------------------------------------------
+
+TEST(CudaSoftmax, SoftmaxAndLogSoftmaxMatchTheCpuAlongAnyDim) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(7);
+  const Tensor base64 = randn({5, 9, 300}, kFloat64) * 4.0;
+  const std::vector<Tol> tols = {{kFloat32, 1e-5, 1e-6, 0},
+                                 {kFloat64, 1e-12, 1e-14, 0},
+                                 {kFloat16, 2e-3, 1e-3, 0},
+                                 {kBFloat16, 1.6e-2, 1e-2, 0}};
+  for (const Tol& tol : tols) {
+    const Tensor base = base64.to(tol.dtype);
+    for (const Tensor& x : {base, base.transpose(1, 2), base.slice(2, 1, 40)}) {
+      for (int64_t dim : {-1, 0, 1}) {
+        const std::string what = std::string(dtype_name(tol.dtype)) + " " + shape_str(x.shape()) +
+                                 " dim " + std::to_string(dim);
+        expect_close(softmax(x.to(kGpu), dim), softmax(x, dim), tol.rtol, tol.atol,
+                     "softmax " + what);
+        expect_close(log_softmax(x.to(kGpu), dim), log_softmax(x, dim), tol.rtol, tol.atol * 10,
+                     "log_softmax " + what);
+      }
+    }
+  }
+  // -inf entries get probability 0; an all -inf row and a NaN row are NaN, as on the CPU.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const Tensor s = tensor<double>({1, -inf, 2, -inf, -inf, -inf, 0, nan, 1}, Shape{3, 3});
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const Tensor c = s.to(dt);
+    expect_close(softmax(c.to(kGpu), -1), softmax(c, -1), 1e-2, 1e-6, "softmax special");
+    expect_close(log_softmax(c.to(kGpu), -1), log_softmax(c, -1), 1e-2, 1e-6,
+                 "log_softmax special");
+  }
+  const Tensor scalar = tensor<float>({3}, Shape{});
+  expect_close(softmax(scalar.to(kGpu), 0), softmax(scalar, 0), 0, 0, "0-d softmax");
+}
+
+// ---- comparisons ---------------------------------------------------------------------------
+
+TEST(CudaCompare, ComparisonsMatchTheCpuWithBroadcastingAndNaN) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(10);
+  const double nan = std::nan("");
+  // Rounded so that equal values occur; NaN compares unequal to everything.
+  Tensor a = round(randn({4, 1, 33}) * 2.0), b = round(randn({5, 33}) * 2.0);
+  a = where(a == 3.0, full({}, nan), a);
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const Tensor x = a.to(dt), y = b.to(dt), s = tensor<double>({1.0}, Shape{}).to(dt);
+    const std::vector<std::pair<Tensor, Tensor>> cases = {
+        {x, y}, {y, x}, {x, s}, {y.t(), y.t()}, {y.t(), s}};
+    for (const char* name : {"eq", "ne", "lt", "le", "gt", "ge"}) {
+      const Primitive& p = prim(name);
+      for (const auto& [u, v] : cases) {
+        const Tensor want = dispatch1(p, {u, v});
+        const Tensor got = dispatch1(p, {u.to(kGpu), v.to(kGpu)});
+        ASSERT_EQ(got.dtype(), kBool);
+        ASSERT_EQ(got.device(), kGpu);
+        EXPECT_EQ(values(got), values(want))
+            << name << " " << dtype_name(dt) << " " << shape_str(u.shape()) << " with "
+            << shape_str(v.shape());
+      }
+    }
+  }
+}
+
+TEST(CudaCompare, WhereSelectsLikeTheCpuForEveryDtype) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(12);
+  const Tensor c = randn({4, 1, 33}) > 0.0, a = randn({5, 33}) * 10.0, b = randn({4, 5, 1});
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32, kInt16, kUInt8, kBool,
+                   kComplex64}) {
+    const Tensor x = a.to(dt), y = b.to(dt);
+    const std::vector<std::vector<Tensor>> cases = {
+        {c, x, y}, {c, y, x}, {c.slice(2, 1, 33), x.t().slice(0, 0, 32).t(), y}};
+    for (const auto& in : cases) {
+      const Tensor want = where(in[0], in[1], in[2]);
+      const Tensor got = where(in[0].to(kGpu), in[1].to(kGpu), in[2].to(kGpu));
+      ASSERT_EQ(got.device(), kGpu);
+      ASSERT_EQ(got.shape(), want.shape());
+      // A selection: the same bytes (complex64 and NaN payloads included).
+      const Tensor g = got.to(Device::cpu()).contiguous(), w = want.contiguous();
+      ASSERT_EQ(g.dtype(), w.dtype());
+      EXPECT_EQ(std::memcmp(g.raw_data(), w.raw_data(), w.nbytes()), 0) << dtype_name(dt);
+    }
+  }
+  // Scalars become 0-d tensors on the condition's device.
+  const Tensor s = where(c.to(kGpu), 1.5, -2.0);
+  EXPECT_EQ(values(s), values(where(c, 1.5, -2.0)));
+}
+
+// ---- gradients -------------------------------------------------------------------------------
+
+TEST(CudaReduce, GradientsThroughBroadcastingMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(8);
+  const Tensor a0 = randn({4, 5}), b0 = randn({5});
+  auto grads = [&](Device dev) {
+    Tensor a = a0.to(dev).detach().requires_grad_();
+    Tensor b = b0.to(dev).detach().requires_grad_();
+    // The backward of a broadcast add / mul sums the gradient over the broadcast dim.
+    ((a + b) * (a * b)).sum().backward();
+    return std::vector<Tensor>{a.grad(), b.grad()};
+  };
+  const std::vector<Tensor> gpu = grads(kGpu), cpu = grads(Device::cpu());
+  ASSERT_TRUE(gpu[0].defined() && gpu[1].defined());
+  expect_close(gpu[0], cpu[0], 1e-5, 1e-6, "grad of a");
+  expect_close(gpu[1], cpu[1], 1e-5, 1e-6, "grad of the broadcast b");
+  // (a + b_row).sum(): d/db is the number of rows.
+  Tensor a = a0.to(kGpu).detach().requires_grad_(), b = b0.to(kGpu).detach().requires_grad_();
+  (a + b).sum().backward();
+  EXPECT_EQ(values(b.grad()), std::vector<double>(5, 4.0));
+  EXPECT_EQ(values(a.grad()), std::vector<double>(20, 1.0));
+}
+
+TEST(CudaCompare, GradientsThroughWhereMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(13);
+  const Tensor x0 = randn({3, 7}), r0 = randn({7});
+  auto grads = [&](Device dev) {
+    Tensor x = x0.to(dev).detach().requires_grad_();
+    Tensor r = r0.to(dev).detach().requires_grad_();
+    // A broadcast branch: its gradient is summed over the rows.
+    where(x > 0.0, x * x, r).sum().backward();
+    return std::vector<Tensor>{x.grad(), r.grad()};
+  };
+  const std::vector<Tensor> gpu = grads(kGpu), cpu = grads(Device::cpu());
+  expect_close(gpu[0], cpu[0], 1e-6, 1e-7, "where grad of x");
+  expect_close(gpu[1], cpu[1], 1e-6, 1e-7, "where grad of the broadcast branch");
+}
+
+TEST(CudaSoftmax, GradientsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(9);
+  const Tensor x0 = randn({6, 11}), w0 = randn({6, 11});
+  auto grad = [&](Device dev, bool log) {
+    Tensor x = x0.to(dev).detach().requires_grad_();
+    const Tensor w = w0.to(dev);
+    ((log ? log_softmax(x, -1) : softmax(x, -1)) * w).mean().backward();
+    return x.grad();
+  };
+  for (bool log : {false, true})
+    expect_close(grad(kGpu, log), grad(Device::cpu(), log), 1e-5, 1e-7,
+                 log ? "log_softmax grad" : "softmax grad");
+}
+
+}  // namespace
+}  // namespace tessera
