@@ -9,42 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
 
 namespace tessera {
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                                           \
-  do {                                                                               \
-    if (!cuda::is_available())                                                       \
-      GTEST_SKIP() << "no CUDA device: "                                             \
-                   << (cuda::is_built() ? cuda::unavailable_reason() : "not built"); \
-  } while (0)
-
-const Device kGpu = Device::cuda(0);
-
-std::vector<double> values(const Tensor& t) {
-  return t.to(Device::cpu()).to(kFloat64).contiguous().to_vector<double>();
-}
-
-// |got - want| <= atol + rtol * |want| elementwise, NaNs and infinities matching; got on the
-// GPU, want on the CPU.
-void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
-                  const std::string& what) {
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  ASSERT_EQ(got.device(), kGpu) << what;
-  const std::vector<double> g = values(got), w = values(want);
-  int bad = 0;
-  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-    const bool same_special = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i];
-    if (!same_special && !(std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]))) {
-      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU gives " << w[i];
-      ++bad;
-    }
-  }
-}
+using cuda_test::expect_close;
+using cuda_test::kGpu;
+using cuda_test::values;
 
 struct Tol {
   DType dtype;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "backends/matrix_layout.h"
 #include "gemm.h"
 #include "loops.h"
 #include "tessera/ops/primitive.h"
@@ -53,14 +54,11 @@ struct Layout {
   int64_t ld;
 };
 
-// How BLAS can read a rows x cols matrix with these strides in place (row-major API), if at all.
-// A dim of size 1 has no meaningful stride, so it never disqualifies a layout.
+// How BLAS can read a rows x cols matrix with these strides in place, if at all.
 std::optional<Layout> blas_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols)))
-    return Layout{CblasNoTrans, rows == 1 ? std::max<int64_t>(1, cols) : rs};
-  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows)))
-    return Layout{CblasTrans, cols == 1 ? std::max<int64_t>(1, rows) : cs};
-  return std::nullopt;
+  const auto l = matrix_layout(rows, cols, rs, cs);
+  if (!l) return std::nullopt;
+  return Layout{l->transposed ? CblasTrans : CblasNoTrans, l->ld};
 }
 
 // One operand as BLAS sees it: in place when a layout fits, else packed row-major into scratch

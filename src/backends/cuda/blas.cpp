@@ -12,6 +12,7 @@
 
 #include "backends/cuda/common.h"
 #include "backends/cuda/ops.h"
+#include "backends/matrix_layout.h"
 #include "tessera/runtime/cuda.h"
 
 namespace tessera::cuda {
@@ -43,11 +44,9 @@ struct Layout {
 // How cuBLAS (column-major) reads a row-major rows x cols operand with these strides as its
 // transpose, if in place: row-major storage is the transpose already (N), column-major needs T.
 std::optional<Layout> gemm_layout(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
-  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols)))
-    return Layout{CUBLAS_OP_N, rows == 1 ? std::max<int64_t>(1, cols) : rs};
-  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows)))
-    return Layout{CUBLAS_OP_T, cols == 1 ? std::max<int64_t>(1, rows) : cs};
-  return std::nullopt;
+  const auto l = matrix_layout(rows, cols, rs, cs);
+  if (!l) return std::nullopt;
+  return Layout{l->transposed ? CUBLAS_OP_T : CUBLAS_OP_N, l->ld};
 }
 
 // One stride that walks all batch dims (0 when the operand is broadcast over all of them).

@@ -1,0 +1,26 @@
+#pragma once
+// How a row-major BLAS call (CPU BLAS, or cuBLAS through the transpose trick) can read a
+// rows x cols matrix with strides (rs, cs) in place: as stored (row-major, leading dimension
+// rs) or transposed (column-major, leading dimension cs). A dim of size 1 has no meaningful
+// stride, so it never disqualifies a layout. Shared by the CPU and CUDA matmul kernels.
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+
+namespace tessera {
+
+struct MatrixLayout {
+  bool transposed;  ///< column-major: pass with Trans
+  int64_t ld;       ///< leading dimension, at least 1
+};
+
+inline std::optional<MatrixLayout> matrix_layout(int64_t rows, int64_t cols, int64_t rs,
+                                                 int64_t cs) {
+  if ((cols == 1 || cs == 1) && (rows == 1 || rs >= std::max<int64_t>(1, cols)))
+    return MatrixLayout{false, rows == 1 ? std::max<int64_t>(1, cols) : rs};
+  if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows)))
+    return MatrixLayout{true, cols == 1 ? std::max<int64_t>(1, rows) : cs};
+  return std::nullopt;
+}
+
+}  // namespace tessera

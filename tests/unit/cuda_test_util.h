@@ -1,0 +1,48 @@
+#pragma once
+// Shared by the CUDA device tests: skipping without a GPU and comparing a GPU result with the
+// CPU's.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "tessera/runtime/cuda.h"
+#include "tessera/tessera.h"
+
+#define SKIP_WITHOUT_GPU()                                                                 \
+  do {                                                                                     \
+    if (!::tessera::cuda::is_available())                                                  \
+      GTEST_SKIP() << "no CUDA device: "                                                   \
+                   << (::tessera::cuda::is_built() ? ::tessera::cuda::unavailable_reason() \
+                                                   : "not built");                         \
+  } while (0)
+
+namespace tessera::cuda_test {
+
+inline const Device kGpu = Device::cuda(0);
+
+/// The values as float64 on the host.
+inline std::vector<double> values(const Tensor& t) {
+  return t.to(Device::cpu()).to(kFloat64).contiguous().to_vector<double>();
+}
+
+/// |got - want| <= atol + rtol * |want| elementwise, NaNs and infinities matching; got on the
+/// GPU, want on the CPU.
+inline void expect_close(const Tensor& got, const Tensor& want, double rtol, double atol,
+                         const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.device(), kGpu) << what;
+  const std::vector<double> g = values(got), w = values(want);
+  int bad = 0;
+  for (size_t i = 0; i < g.size() && bad < 5; ++i) {
+    const bool same_special = (std::isnan(g[i]) && std::isnan(w[i])) || g[i] == w[i];
+    if (!same_special && !(std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]))) {
+      ADD_FAILURE() << what << ": element " << i << " is " << g[i] << ", CPU gives " << w[i];
+      ++bad;
+    }
+  }
+}
+
+}  // namespace tessera::cuda_test
