@@ -260,8 +260,14 @@ void def_inplace(nb::class_<Tensor>& c) {
       .def("__ipow__", [](Tensor& a, T b) -> Tensor& { return assign(a, pow(a, b)); }, kSelf)
       .def("__ipow__", [](Tensor& a, S b) -> Tensor& { return assign(a, pow(a, b)); }, kSelf)
       .def("__iand__", [](Tensor& a, T b) -> Tensor& { return assign(a, a & b); }, kSelf)
+      .def("__iand__", [](Tensor& a, S b) -> Tensor& { return assign(a, a & as_operand(a, b)); },
+           kSelf)
       .def("__ior__", [](Tensor& a, T b) -> Tensor& { return assign(a, a | b); }, kSelf)
-      .def("__ixor__", [](Tensor& a, T b) -> Tensor& { return assign(a, a ^ b); }, kSelf);
+      .def("__ior__", [](Tensor& a, S b) -> Tensor& { return assign(a, a | as_operand(a, b)); },
+           kSelf)
+      .def("__ixor__", [](Tensor& a, T b) -> Tensor& { return assign(a, a ^ b); }, kSelf)
+      .def("__ixor__", [](Tensor& a, S b) -> Tensor& { return assign(a, a ^ as_operand(a, b)); },
+           kSelf);
 }
 
 void def_comparisons(nb::class_<Tensor>& c) {

@@ -78,6 +78,11 @@ def test_integer_and_bitwise_operators():
     assert (~ta).tolist() == (~a).tolist()
     assert (ta + 2).dtype == ts.int64 and (ta + 2.5).dtype == ts.float32
     assert (-ta).tolist() == (-a).tolist() and abs(ta).tolist() == abs(a).tolist()
+    tc = ts.tensor(a)
+    tc &= 6
+    tc |= 1
+    tc ^= tb
+    assert tc.tolist() == (((a & 6) | 1) ^ b).tolist()
 
 
 def test_inplace_operators_keep_the_object_and_share_storage():
