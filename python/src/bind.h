@@ -67,17 +67,19 @@ class ReleaseGilIfLarge {
   PyThreadState* state_;
 };
 
-// One per binding file; module.cpp calls them in order.
+// One per binding file; module.cpp calls them in order. The C++ submodules behind Python
+// packages carry a leading underscore (_C._nn, ...): `from ._C import *` in tessera/__init__.py
+// must not put them where the Python packages tessera.nn, ... belong.
 void init_errors(nb::module_& m);
 void init_dtype_device(nb::module_& m);
 nb::class_<Tensor> init_tensor(nb::module_& m);
 void init_interop(nb::module_& m, nb::class_<Tensor>& cls);
 void init_ops(nb::module_& m, nb::class_<Tensor>& cls);  // module functions + Tensor methods
 void init_autograd(nb::module_& m);  // grad modes, autograd.grad, custom functions, transforms
-void init_nn(nb::module_& m);        // _C.nn: Module, layers, functional, init, losses
-void init_optim(nb::module_& m);     // _C.optim: optimizers, LR schedulers, clipping
-void init_data(nb::module_& m);      // _C.data: datasets, DataLoader, transforms, readers
-void init_io(nb::module_& m);        // _C.io: safetensors, NPY/NPZ, checkpoints
+void init_nn(nb::module_& m);        // _C._nn: Module, layers, functional, init, losses
+void init_optim(nb::module_& m);     // _C._optim: optimizers, LR schedulers, clipping
+void init_data(nb::module_& m);      // _C._data: datasets, DataLoader, transforms, readers
+void init_io(nb::module_& m);        // _C._io: safetensors, NPY/NPZ, checkpoints
 void init_runtime(nb::module_& m);   // threads, scheduler switches, profiler, build facts
 
 }  // namespace tessera::py

@@ -1,6 +1,6 @@
 """tessera.nn: modules, layers, losses, ``functional`` and ``init`` (mirrors ``torch.nn``).
 
-Everything runs in the C++ library (``tessera._C.nn``): the layers are C++ classes, and a Python
+Everything runs in the C++ library (``tessera._C._nn``): the layers are C++ classes, and a Python
 class deriving from :class:`Module` is called by C++ containers through a trampoline. Assigning a
 tensor that requires grad (:class:`Parameter`) or a module to an attribute of a module registers
 it, as in PyTorch::
