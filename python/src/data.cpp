@@ -5,8 +5,8 @@
 // __len__ (a list, a dataset whose __init__ skipped Dataset.__init__) or with __iter__ is
 // wrapped in an adapter. Either way each Python sample travels through the C++ loader as it
 // is, boxed in a 0-element tensor (an Example is a vector of tensors), and each batch is
-// fetched and collated under one acquisition of the GIL, by default_collate below (PyTorch's
-// rules) or by the user's collate_fn. Datasets that are C++ all the way down (TensorDataset,
+// fetched and collated under one acquisition of the GIL, by default_collate (PyTorch's rules,
+// data_collate.cpp) or by the user's collate_fn. Datasets that are C++ all the way down (TensorDataset,
 // ImageFolder and their Subsets and ConcatDatasets) keep the loader's fast path,
 // Dataset::get_batch, and never touch Python.
 //
@@ -145,143 +145,6 @@ nb::object batch_to_python(const Example& e) {
   nb::list fields;
   for (const Tensor& t : e) fields.append(nb::cast(t));
   return fields;
-}
-
-// ---- default_collate ----------------------------------------------------------------------
-// PyTorch's rules: tensors, arrays and numbers are stacked along a new dim 0, strings are
-// kept as a list, dicts and sequences are collated entry by entry (tuples become lists,
-// namedtuples stay namedtuples). `where` names the entry for error messages ("['x'][1]").
-
-using Samples = std::vector<nb::object>;
-
-std::string at(const std::string& where) { return where.empty() ? "" : " at " + where; }
-
-bool has_array_protocol(nb::handle h) {
-  return PyObject_CheckBuffer(h.ptr()) || nb::hasattr(h, "__array_interface__") ||
-         nb::hasattr(h, "__dlpack__");
-}
-
-Tensor stack_checked(const std::vector<Tensor>& ts, const std::string& where) {
-  int64_t numel = 0;
-  for (size_t j = 0; j < ts.size(); ++j) {
-    TS_CHECK(ts[j].shape() == ts[0].shape(), ShapeError, "default_collate",
-             "sample {} has shape {} but sample 0 has {}{}", j, shape_str(ts[j].shape()),
-             shape_str(ts[0].shape()), at(where));
-    TS_CHECK(ts[j].dtype() == ts[0].dtype(), DTypeError, "default_collate",
-             "sample {} has dtype {} but sample 0 has {}{}", j, dtype_name(ts[j].dtype()),
-             dtype_name(ts[0].dtype()), at(where));
-    numel += ts[j].numel();
-  }
-  ReleaseGilIfLarge gil(numel);
-  return stack(ts, 0);
-}
-
-Tensor collate_tensors(const Samples& s, const std::string& where) {
-  std::vector<Tensor> ts(s.size());
-  for (size_t j = 0; j < s.size(); ++j) {
-    if (!nb::try_cast(s[j], ts[j]))
-      type_error(fmt::format("default_collate(): sample {} is a {} but sample 0 is a Tensor{}", j,
-                             py_type_name(s[j]), at(where)));
-  }
-  return stack_checked(ts, where);
-}
-
-// NumPy arrays and scalars (and anything with the buffer or DLPack protocol), in their dtype.
-Tensor collate_arrays(const Samples& s, const std::string& where) {
-  std::vector<Tensor> ts;
-  ts.reserve(s.size());
-  for (const nb::object& x : s) ts.push_back(tensor_from_data(x, std::nullopt));
-  return stack_checked(ts, where);
-}
-
-// Python numbers: bool -> bool, int -> int64, float -> float64 (as PyTorch).
-template <class T>
-Tensor collate_numbers(const Samples& s, const std::string& where) {
-  std::vector<T> values(s.size());
-  for (size_t j = 0; j < s.size(); ++j) {
-    T v{};
-    const bool same_kind = std::is_same_v<T, bool> ? PyBool_Check(s[j].ptr())
-                           : std::is_same_v<T, int64_t>
-                               ? PyLong_Check(s[j].ptr()) != 0
-                               : PyFloat_Check(s[j].ptr()) || PyLong_Check(s[j].ptr());
-    if (!same_kind)
-      type_error(fmt::format("default_collate(): sample {} is a {} but sample 0 is a {}{}", j,
-                             py_type_name(s[j]), py_type_name(s[0]), at(where)));
-    TS_CHECK(nb::try_cast(s[j], v), ValueError, "default_collate",
-             "sample {} ({}) does not fit in {}{}", j, nb::str(s[j]).c_str(),
-             std::is_same_v<T, double> ? "float64" : "int64", at(where));
-    values[j] = v;
-  }
-  return tessera::tensor<T>(values);
-}
-
-nb::object collate(const Samples& s, const std::string& where, bool tuple_column = false);
-
-nb::object collate_dict(const Samples& s, const std::string& where) {
-  nb::dict out;
-  for (auto [key, value] : nb::borrow<nb::dict>(s[0])) {
-    Samples column;
-    column.reserve(s.size());
-    for (size_t j = 0; j < s.size(); ++j) {
-      if (!PyDict_Check(s[j].ptr()))
-        type_error(fmt::format("default_collate(): sample {} is a {} but sample 0 is a dict{}", j,
-                               py_type_name(s[j]), at(where)));
-      column.push_back(s[j][key]);  // KeyError when a sample lacks the key
-    }
-    out[key] = collate(column, fmt::format("{}[{}]", where, nb::repr(key).c_str()));
-  }
-  if (PyDict_CheckExact(s[0].ptr())) return out;
-  try {  // OrderedDict and other dict types that can be built from a dict
-    return s[0].type()(out);
-  } catch (const nb::python_error&) {
-    return out;
-  }
-}
-
-nb::object collate_sequence(const Samples& s, const std::string& where) {
-  const size_t n = nb::len(s[0]);
-  for (size_t j = 1; j < s.size(); ++j) {
-    if (!PyList_Check(s[j].ptr()) && !PyTuple_Check(s[j].ptr()))
-      type_error(fmt::format("default_collate(): sample {} is a {} but sample 0 is a {}{}", j,
-                             py_type_name(s[j]), py_type_name(s[0]), at(where)));
-    TS_CHECK(nb::len(s[j]) == n, ValueError, "default_collate",
-             "sample {} has {} entries but sample 0 has {}{}", j, nb::len(s[j]), n, at(where));
-  }
-  nb::list out;
-  for (size_t k = 0; k < n; ++k) {
-    Samples column;
-    column.reserve(s.size());
-    for (const nb::object& x : s) column.push_back(x[nb::int_(k)]);
-    out.append(collate(column, fmt::format("{}[{}]", where, k), /*tuple_column=*/true));
-  }
-  const bool named = PyTuple_Check(s[0].ptr()) && nb::hasattr(s[0], "_fields");
-  return named ? s[0].type()(*nb::tuple(out)) : nb::object(out);
-}
-
-// Strings stay as they are, in a tuple for a sequence entry and a list otherwise (what
-// PyTorch's zip-based transposition gives).
-nb::object collate(const Samples& s, const std::string& where, bool tuple_column) {
-  PyObject* e = s[0].ptr();
-  if (nb::isinstance<Tensor>(s[0])) return nb::cast(collate_tensors(s, where));
-  if (PyUnicode_Check(e) || PyBytes_Check(e))
-    return tuple_column ? nb::object(nb::tuple(nb::cast(s))) : nb::object(nb::list(nb::cast(s)));
-  if (PyBool_Check(e)) return nb::cast(collate_numbers<bool>(s, where));
-  if (PyLong_Check(e)) return nb::cast(collate_numbers<int64_t>(s, where));
-  if (PyFloat_Check(e)) return nb::cast(collate_numbers<double>(s, where));
-  if (has_array_protocol(s[0])) return nb::cast(collate_arrays(s, where));
-  if (PyDict_Check(e)) return collate_dict(s, where);
-  if (PyList_Check(e) || PyTuple_Check(e)) return collate_sequence(s, where);
-  type_error(
-      fmt::format("default_collate(): samples must be tensors, NumPy arrays, numbers, "
-                  "strings, dicts or lists/tuples of them; found {}{}",
-                  py_type_name(s[0]), at(where)));
-}
-
-nb::object default_collate(nb::handle batch) {
-  Samples s;
-  for (nb::handle x : nb::iter(batch)) s.push_back(nb::borrow(x));
-  TS_CHECK(!s.empty(), ValueError, "default_collate", "the batch is empty");
-  return collate(s, "");
 }
 
 // ---- Python datasets in C++ ---------------------------------------------------------------
@@ -872,56 +735,6 @@ void bind_loader(nb::module_& m) {
       .def_prop_ro(
           "generator", [](const Loader& l) { return l.generator; },
           "The generator shuffling draws from (None: the seed).");
-}
-
-// ---- readers ------------------------------------------------------------------------------
-
-char one_char(const std::string& s, const char* op) {
-  TS_CHECK(s.size() == 1, ValueError, op, "delimiter must be one character, got '{}'", s);
-  return s[0];
-}
-
-void bind_readers(nb::module_& m) {
-  m.def(
-      "read_csv",
-      [](const std::filesystem::path& path, const std::string& delimiter, int64_t skip_rows,
-         DType dtype) {
-        data::CsvOptions o{one_char(delimiter, "read_csv"), skip_rows, dtype};
-        nb::gil_scoped_release release;
-        return data::read_csv(path.string(), o);
-      },
-      nb::arg("path"), nb::arg("delimiter") = ",", nb::arg("skip_rows") = 0,
-      nb::arg("dtype") = kFloat32,
-      "A numeric CSV file (gzipped when it ends in .gz) as a (rows, cols) float32 or float64 "
-      "tensor; skip_rows skips a header. Malformed files raise tessera.IOError naming the line "
-      "and column.");
-  m.def(
-      "write_csv",
-      [](const Tensor& table, const std::filesystem::path& path, const std::string& delimiter) {
-        const char d = one_char(delimiter, "write_csv");
-        nb::gil_scoped_release release;
-        data::write_csv(path.string(), table, d);
-      },
-      nb::arg("table"), nb::arg("path"), nb::arg("delimiter") = ",",
-      "Writes a 1-d or 2-d tensor as CSV (gzipped when the path ends in .gz) with enough digits "
-      "to read back the same values.");
-  m.def(
-      "read_idx",
-      [](const std::filesystem::path& path) {
-        nb::gil_scoped_release release;
-        return data::read_idx(path.string());
-      },
-      nb::arg("path"),
-      "An IDX file (the MNIST format, gzipped or not) as a tensor of its own dtype.");
-  m.def(
-      "read_image",
-      [](const std::filesystem::path& path, int channels) {
-        nb::gil_scoped_release release;
-        return data::read_image(path.string(), channels);
-      },
-      nb::arg("path"), nb::arg("channels") = 3,
-      "Decodes a PNG/JPEG/BMP/GIF/TGA image into uint8 (H, W, C); channels=0 keeps the file's "
-      "channel count, 1-4 converts.");
 }
 
 }  // namespace

@@ -98,6 +98,11 @@ inline PyType_Slot gc_slots[] = {{Py_tp_traverse, reinterpret_cast<void*>(&tp_tr
 }  // namespace tessera::py::data_bind
 
 namespace tessera::py {
+/// PyTorch's default_collate over a batch (a sequence) of Python samples (data_collate.cpp).
+nb::object default_collate(nb::handle batch);
+/// Binds read_csv, write_csv, read_idx and read_image into m (data_readers.cpp).
+void bind_readers(nb::module_& m);
+
 /// Binds tessera.data.transforms into m (data_transforms.cpp).
 void init_data_transforms(nb::module_& m);
 /// A transform argument (a tessera transform or a callable tensor -> tensor) as a C++
