@@ -6,9 +6,9 @@
 // wrapped in an adapter. Either way each Python sample travels through the C++ loader as it
 // is, boxed in a 0-element tensor (an Example is a vector of tensors), and each batch is
 // fetched and collated under one acquisition of the GIL, by default_collate (PyTorch's rules,
-// data_collate.cpp) or by the user's collate_fn. Datasets that are C++ all the way down (TensorDataset,
-// ImageFolder and their Subsets and ConcatDatasets) keep the loader's fast path,
-// Dataset::get_batch, and never touch Python.
+// data_collate.cpp) or by the user's collate_fn. Datasets that are C++ all the way down
+// (TensorDataset, ImageFolder and their Subsets and ConcatDatasets) keep the loader's fast
+// path, Dataset::get_batch, and never touch Python.
 //
 // GIL: every C++ path that calls Python takes the GIL (trampolines, adapters, collate, Python
 // transforms, reference drops), and the loader is only entered with the GIL released, so its
