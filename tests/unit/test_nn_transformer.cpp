@@ -9,6 +9,7 @@
 
 namespace tessera {
 namespace {
+using nn_test::check_param_grads;
 using nn_test::expect_close;
 using nn_test::expect_error;
 using nn_test::gradcheck;
@@ -226,29 +227,6 @@ std::vector<std::pair<std::string, Shape>> name_shapes(const nn::Module& m) {
   std::vector<std::pair<std::string, Shape>> out;
   for (auto& [n, p] : m.named_parameters()) out.emplace_back(n, p.shape());
   return out;
-}
-
-// Checks autograd's gradient of loss() for every parameter of m against central differences.
-void check_param_grads(nn::Module& m, const std::function<Tensor()>& loss, double tol = 1e-6) {
-  const auto params = m.parameters();
-  const auto grads = autograd::grad({loss()}, params, {}, {.allow_unused = true});
-  autograd::NoGradGuard no_grad;
-  const double h = 1e-6;
-  for (size_t k = 0; k < params.size(); ++k) {
-    Tensor flat = params[k].view({-1});
-    Vec numeric;
-    for (int64_t i = 0; i < flat.numel(); ++i) {
-      const double v = flat[i].item<double>();
-      flat[i].fill_(v + h);
-      const double up = loss().item<double>();
-      flat[i].fill_(v - h);
-      const double down = loss().item<double>();
-      flat[i].fill_(v);
-      numeric.push_back((up - down) / (2 * h));
-    }
-    ASSERT_TRUE(grads[k].defined()) << "parameter " << k;
-    expect_close(grads[k], numeric, tol, "parameter " + std::to_string(k));
-  }
 }
 
 // ---- MultiheadAttention: parameters -----------------------------------------------------------

@@ -57,6 +57,30 @@ inline void gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& f
   }
 }
 
+/// Checks autograd's gradient of loss() for every parameter of m against central differences.
+inline void check_param_grads(nn::Module& m, const std::function<Tensor()>& loss,
+                              double tol = 1e-6) {
+  const auto params = m.parameters();
+  const auto grads = autograd::grad({loss()}, params, {}, {.allow_unused = true});
+  autograd::NoGradGuard no_grad;
+  const double h = 1e-6;
+  for (size_t k = 0; k < params.size(); ++k) {
+    Tensor flat = params[k].view({-1});
+    std::vector<double> numeric;
+    for (int64_t i = 0; i < flat.numel(); ++i) {
+      const double v = flat[i].item<double>();
+      flat[i].fill_(v + h);
+      const double up = loss().item<double>();
+      flat[i].fill_(v - h);
+      const double down = loss().item<double>();
+      flat[i].fill_(v);
+      numeric.push_back((up - down) / (2 * h));
+    }
+    ASSERT_TRUE(grads[k].defined()) << "parameter " << k;
+    expect_close(grads[k], numeric, tol, "parameter " + std::to_string(k));
+  }
+}
+
 /// Runs fn and checks it throws E with a message containing every piece of `parts`.
 template <class E, class Fn>
 void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
