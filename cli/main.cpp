@@ -90,6 +90,7 @@ void print_info(bool recalibrate) {
   fmt::print("  simd target   : {} (chosen at run time)\n", simd_target());
   fmt::print("  threads       : {} (TESSERA_NUM_THREADS to change)\n", num_threads());
   fmt::print("  blas          : {}\n", b.blas_vendor);
+  fmt::print("  onednn        : {}\n", b.onednn);
   fmt::print("  backends      : {}\n", fmt::join(b.backends, ", "));
   print_cuda(b.cuda_built);
   fmt::print("  primitives    : {}\n", registry().all().size());

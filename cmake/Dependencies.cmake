@@ -8,6 +8,24 @@ set(BLA_VENDOR ${TESSERA_BLAS_VENDOR})
 find_package(BLAS REQUIRED)
 find_path(TESSERA_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas x86_64-linux-gnu/openblas-pthread REQUIRED)
 
+# oneDNN: when found (TESSERA_ONEDNN=AUTO|ON) src/backends/cpu/onednn is compiled in and serves
+# float GEMM; otherwise its stub reports "not built" (docs/design/onednn.md). Debian's build runs
+# on OpenMP, whose per-thread setting the backend sets around each call, so libgomp is linked
+# too (no -fopenmp: Tessera's own code has no OpenMP pragmas).
+set(TESSERA_ONEDNN_FOUND OFF)
+if(NOT TESSERA_ONEDNN STREQUAL "OFF")
+  find_package(dnnl CONFIG QUIET)
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  if(dnnl_FOUND AND OpenMP_CXX_FOUND)
+    set(TESSERA_ONEDNN_FOUND ON)
+    message(STATUS "Tessera: oneDNN: built (${dnnl_VERSION})")
+  elseif(TESSERA_ONEDNN STREQUAL "ON")
+    message(FATAL_ERROR "TESSERA_ONEDNN=ON but oneDNN (libdnnl-dev) or OpenMP was not found")
+  else()
+    message(STATUS "Tessera: oneDNN: stub (libdnnl-dev not found)")
+  endif()
+endif()
+
 # CUDA: when the toolkit is found (TESSERA_CUDA=AUTO|ON) the backend in src/backends/cuda is
 # compiled into libtessera; otherwise its stub answers every CUDA request with NotBuiltError
 # (see docs/design/cuda.md).

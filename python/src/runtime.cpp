@@ -174,6 +174,7 @@ void init_runtime(nb::module_& m) {
           d["version"] = b.version;
           d["compiler"] = b.compiler;
           d["blas_vendor"] = b.blas_vendor;
+          d["onednn"] = b.onednn;
           d["backends"] = b.backends;
           d["cuda_built"] = b.cuda_built;
           d["cpu"] = cpu_description();

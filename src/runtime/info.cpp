@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "backends/cpu/onednn/onednn.h"
 #include "tessera/runtime/parallel.h"
 
 #ifndef TESSERA_VERSION
@@ -24,6 +25,7 @@ BuildInfo build_info() {
   b.version = TESSERA_VERSION;
   b.compiler = fmt::format("{} {}", "g++", __VERSION__);
   b.blas_vendor = blas_runtime_config();
+  b.onednn = cpu::onednn::version();
   b.backends = {"cpu"};
   b.cuda_built = cuda::is_built();
   if (b.cuda_built) b.backends.push_back("cuda");

@@ -9,6 +9,7 @@ struct BuildInfo {
   std::string version;
   std::string compiler;
   std::string blas_vendor;            ///< e.g. "OpenBLAS 0.3.21" or "none"
+  std::string onednn;                 ///< e.g. "oneDNN 2.6.3 (cpu runtime: OpenMP)" or "not built"
   std::vector<std::string> backends;  ///< built backends, e.g. {"cpu", "cuda"}
   bool cuda_built = false;
 };

@@ -3,15 +3,21 @@
 
 #include <algorithm>
 
+#include "backends/cpu/onednn/onednn.h"
 #include "tessera/runtime/parallel.h"
 
 namespace tessera::cpu {
 namespace {
 
-// One single-threaded BLAS call per type.
+// One single-threaded BLAS call per type. float goes to oneDNN's sgemm when it is built and the
+// product is not tiny: its AVX-512 kernels run about twice OpenBLAS's AVX2 ones on one core, and
+// OpenBLAS keeps to AVX2 wherever OPENBLAS_CORETYPE says so (docs/design/onednn.md).
 void blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const float* a, int lda,
           const float* b, int ldb, float beta, float* c, int ldc) {
-  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
+  if (onednn::built() && int64_t{m} * n * k >= onednn::kSgemmMinWork)
+    onednn::sgemm(ta != CblasNoTrans, tb != CblasNoTrans, m, n, k, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.f, a, lda, b, ldb, beta, c, ldc);
 }
 void blas(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, const double* a, int lda,
           const double* b, int ldb, double beta, double* c, int ldc) {
