@@ -4,7 +4,6 @@
 // again. The same file keeps the scheduler's remembered kernel choices.
 #include "tessera/runtime/device_facts.h"
 
-#include <cblas.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include <sstream>
 #include <vector>
 
+#include "backends/cpu/gemm.h"
 #include "runtime/calibration.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
@@ -41,7 +41,8 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-constexpr int kFormatVersion = 1;
+// 2: CPU peaks measured through cpu::gemm (oneDNN where built) instead of one CBLAS call.
+constexpr int kFormatVersion = 2;
 constexpr const char* kFormatName = "tessera-calibration";
 
 thread_local bool t_calibrating = false;
@@ -237,20 +238,16 @@ double best_seconds(int reps, F&& fn) {
   return best;
 }
 
-// GEMM-bound peak: one square product through CBLAS (what matmul uses for f32/f64).
+// GEMM-bound peak: one square product through the GEMM matmul runs on (cpu::gemm: oneDNN or
+// BLAS per block, blocks over the kernel threads), best of three.
 template <class T>
 double gemm_peak(int n) {
   std::vector<T> a(static_cast<size_t>(n) * n, T(1) / T(3)), b(a), c(a.size());
   auto run = [&](int m) {
-    if constexpr (std::is_same_v<T, float>)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.f, a.data(), m, b.data(), m,
-                  0.f, c.data(), m);
-    else
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, m, m, 1.0, a.data(), m, b.data(), m,
-                  0.0, c.data(), m);
+    cpu::gemm(CblasNoTrans, CblasNoTrans, m, m, m, a.data(), m, b.data(), m, T(0), c.data(), m);
   };
-  run(n / 4);  // wakes the BLAS threads
-  const double t = best_seconds(2, [&] { run(n); });
+  run(n / 4);  // wakes the pool's threads
+  const double t = best_seconds(3, [&] { run(n); });
   return 2.0 * n * static_cast<double>(n) * n / t;
 }
 

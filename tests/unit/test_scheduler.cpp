@@ -334,7 +334,7 @@ TEST_F(SchedulerChoice, DeterministicModeIgnoresTuning) {
 
 TEST_F(SchedulerChoice, RememberedChoiceIsUsedWithoutTuning) {
   write_file(json{{"format", "tessera-calibration"},
-                  {"version", 1},
+                  {"version", 2},
                   {"fingerprint", json::parse(R"({})")},
                   {"choices", {{kPairKey, "fast"}}}}
                  .dump());
@@ -380,7 +380,7 @@ TEST_F(DeviceFactsCache, MeasuredOnceThenReadBack) {
   EXPECT_EQ(m.host_to_device_bandwidth, 0.0);
   ASSERT_TRUE(fs::exists(path()));
   const json j = read_file();
-  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["version"], 2);
   EXPECT_EQ(j["fingerprint"]["threads"], num_threads());
 
   set_calibration_cache_path(path());  // forget, reload
@@ -448,7 +448,7 @@ TEST_F(DeviceFactsCache, WrongVersionIsIgnoredWithAWarning) {
   json j = read_file();
   j["version"] = 99;
   write_file(j.dump());
-  expect_ignored_and_remeasured(*this, path(), "format version 99 (expected 1)");
+  expect_ignored_and_remeasured(*this, path(), "format version 99 (expected 2)");
 }
 
 TEST_F(DeviceFactsCache, ForeignFingerprintIsIgnoredWithAWarning) {
