@@ -3,7 +3,8 @@
 // Most differentiable elementwise primitives are described by their partial derivatives: one
 // tensor per input, broadcastable to the output. vjp is then ct * conj(d_i) summed down to input
 // i's shape, and jvp is sum_i t_i * d_i. Linear primitives (add, sub, neg, where) have their
-// own rules, and piecewise-constant ones (floor, ...) have zero derivatives.
+// own rules, relu has a fused one (relu_backward), and piecewise-constant ones (floor, ...) have
+// zero derivatives.
 #include <cmath>
 #include <functional>
 #include <numbers>
@@ -133,8 +134,6 @@ const UnaryRule kUnaryRules[] = {
     {"cosh", [](const Tensor& x, const Tensor&, const Attrs&) { return sinh(x); }},
     {"tanh", [](const Tensor&, const Tensor& y, const Attrs&) { return one_minus(square(y)); }},
     {"sigmoid", [](const Tensor&, const Tensor& y, const Attrs&) { return mul(y, one_minus(y)); }},
-    {"relu",
-     [](const Tensor&, const Tensor& y, const Attrs&) { return as_weight(gt(y, 0), y.dtype()); }},
     {"gelu", gelu_deriv},
     {"silu",
      [](const Tensor& x, const Tensor&, const Attrs&) {
@@ -264,6 +263,41 @@ void set_where(Primitive& p) {
   p.batch = batch_elementwise(p);
 }
 
+// relu: the gradient passes where the output is positive, in one fused primitive
+// (relu_backward) rather than gt, cast and mul: three passes over memory.
+void set_relu(Primitive& p, const Primitive& relu_bw) {
+  p.vjp = [&relu_bw](Inputs, Inputs out, Inputs ct, const Attrs&) {
+    if (!ct[0].defined()) return std::vector<Tensor>(1);  // integer relu
+    return std::vector<Tensor>{dispatch1(relu_bw, {ct[0], out[0]})};
+  };
+  p.jvp = [&relu_bw](Inputs, Inputs out, Inputs t, const Attrs&) {
+    const bool any = t[0].defined() && is_differentiable(out[0].dtype());
+    return std::vector<Tensor>{any ? dispatch1(relu_bw, {t[0], out[0]}) : Tensor()};
+  };
+  p.batch = batch_elementwise(p);
+}
+
+// relu_backward(g, y) is linear in g; its derivative in y is zero wherever it exists (a step
+// at y = 0), so y gets a zero gradient (when wanted) and contributes no tangent.
+void set_relu_backward(Primitive& p) {
+  p.vjp = [&p](Inputs in, Inputs, Inputs ct, const Attrs&) {
+    std::vector<Tensor> g(2);
+    if (!ct[0].defined()) return g;
+    g[0] = sum_to(dispatch1(p, {ct[0], in[1]}), in[0].shape());
+    if (grad_wanted(1)) g[1] = zeros_like(in[1]);
+    return g;
+  };
+  p.jvp = [&p](Inputs in, Inputs out, Inputs t, const Attrs&) {
+    std::vector<Tensor> res(1);
+    if (!t[0].defined()) return res;
+    const Tensor r = dispatch1(p, {t[0], in[1]});
+    res[0] = r.shape() == out[0].shape() ? r : r.broadcast_to(out[0].shape());
+    return res;
+  };
+  p.batch = batch_elementwise(p);
+  p.vjp_skips = kVjpSkipsOutputs;  // reads y (a floating input), never the output
+}
+
 // floor, ceil, round, trunc, sign: derivative zero wherever it exists.
 void set_piecewise_constant(Primitive& p) {
   p.vjp = [](Inputs in, Inputs, Inputs ct, const Attrs&) {
@@ -292,6 +326,8 @@ void register_elementwise_rules(Registry& r) {
   set_sub(r.get("sub"));
   set_neg(r.get("neg"));
   set_where(r.get("where"));
+  set_relu(r.get("relu"), r.get("relu_backward"));
+  set_relu_backward(r.get("relu_backward"));
   for (const UnaryRule& u : kUnaryRules) set_unary(r.get(u.name), u.d);
   for (const char* name : kPiecewiseConstant) set_piecewise_constant(r.get(name));
   set_from_partials(r.get("mul"), mul_partials);

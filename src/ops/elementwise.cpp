@@ -95,6 +95,9 @@ constexpr std::array kBinary = {
     OpDef{"bitwise_and", B | I, false, Out::Same, kND, 1},
     OpDef{"bitwise_or", B | I, false, Out::Same, kND, 1},
     OpDef{"bitwise_xor", B | I, false, Out::Same, kND, 1},
+    // ReLU's backward fused into one pass: grad where y > 0, else 0 (inputs grad, y = relu(x)).
+    // No public op: the relu autograd rule calls the primitive.
+    OpDef{"relu_backward", F, false, Out::Same, kNoTraits, 1},
 };
 
 // Ternary: input 0 is the condition (where) or the value (clamp, lerp); 1 and 2 share a dtype.

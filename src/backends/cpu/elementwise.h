@@ -93,6 +93,7 @@ enum SimdBinaryOp : int {
   kSimdDiv,
   kSimdMax,
   kSimdMin,
+  kSimdReluBackward,
   kNumSimdBinary
 };
 /// Which binary operand is a broadcast scalar (stride 0) in a row.

@@ -1,5 +1,5 @@
-// CPU kernels of the arithmetic binary primitives (add ... atan2) and of the ternary ones
-// (where, clamp, lerp). Integer arithmetic wraps like PyTorch (computed unsigned); integer
+// CPU kernels of the arithmetic binary primitives (add ... atan2, relu_backward) and of the ternary
+// ones (where, clamp, lerp). Integer arithmetic wraps like PyTorch (computed unsigned); integer
 // division by zero raises instead of trapping.
 #include <cmath>
 #include <complex>
@@ -130,6 +130,8 @@ TS_BINARY_FUNCTOR(Pow, "pow", kI | kF | kC, -1, return pow_of(a, b))
 TS_BINARY_FUNCTOR(Maximum, "maximum", kB | kI | kF, kSimdMax, return max_of(a, b))
 TS_BINARY_FUNCTOR(Minimum, "minimum", kB | kI | kF, kSimdMin, return min_of(a, b))
 TS_BINARY_FUNCTOR(Atan2, "atan2", kF, -1, return std::atan2(a, b))
+// grad (a) where ReLU's output b > 0, else 0; a NaN b compares false and gives 0.
+TS_BINARY_FUNCTOR(ReluBackward, "relu_backward", kF, kSimdReluBackward, return b > C(0) ? a : C(0))
 #undef TS_BINARY_FUNCTOR
 
 // a + alpha * b (no SIMD slot: alpha = 1 goes through Add).
@@ -201,6 +203,7 @@ void register_binary_kernels(Registry& r) {
       {"maximum", binary_kernel<Maximum>},
       {"minimum", binary_kernel<Minimum>},
       {"atan2", binary_kernel<Atan2>},
+      {"relu_backward", binary_kernel<ReluBackward>},
       {"where", ternary_kernel<Where>},
       {"clamp", ternary_kernel<Clamp>},
       {"lerp", ternary_kernel<Lerp>},

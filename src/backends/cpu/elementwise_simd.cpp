@@ -144,6 +144,13 @@ struct MinOp {
     return hn::IfThenElse(hn::Or(hn::IsNaN(a), hn::IsNaN(b)), hn::Add(a, b), hn::Min(a, b));
   }
 };
+// grad (a) where ReLU's output (b) > 0, else 0: Gt is false for NaN, so a NaN output gives 0.
+struct ReluBackwardOp {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V a, V b) const {
+    return hn::IfThenElseZero(hn::Gt(b, hn::Zero(d)), a);
+  }
+};
 
 // ---- loops ----
 // Elements before `out` reaches vector alignment (non-temporal stores need aligned addresses).
@@ -281,6 +288,7 @@ SimdTable GetSimdTable() {
   set_binary<DivOp>(t, kSimdDiv);
   set_binary<MaxOp>(t, kSimdMax);
   set_binary<MinOp>(t, kSimdMin);
+  set_binary<ReluBackwardOp>(t, kSimdReluBackward);
   return t;
 }
 

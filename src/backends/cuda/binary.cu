@@ -40,6 +40,8 @@ TS_BINARY(Maximum, kMaximum, if (a != a || b != b) return a + b; return a > b ? 
 TS_BINARY(Minimum, kMinimum, if (a != a || b != b) return a + b; return a < b ? a : b)
 TS_BINARY(Pow, kPow, return m_pow(a, b))
 TS_BINARY(Atan2, kAtan2, return m_atan2(a, b))
+// ReLU's backward: a NaN output b compares false and gives 0, like the CPU kernel.
+TS_BINARY(ReluBackward, kReluBackward, return b > C(0) ? a : C(0))
 #undef TS_BINARY
 
 // sa / sb: whether a / b advance (1) or are one broadcast scalar (0).
@@ -105,7 +107,7 @@ constexpr bool complete(const std::array<Row, kNumBinary>& t) {
 }
 
 constexpr std::array<Row, kNumBinary> kTable =
-    make_table<Add, Sub, Mul, Div, Maximum, Minimum, Pow, Atan2>();
+    make_table<Add, Sub, Mul, Div, Maximum, Minimum, Pow, Atan2, ReluBackward>();
 static_assert(complete(kTable), "every BinaryOp needs a functor");
 
 }  // namespace

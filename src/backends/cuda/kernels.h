@@ -65,7 +65,18 @@ enum UnaryOp : int {
   kTrunc,
   kNumUnary
 };
-enum BinaryOp : int { kAdd, kSub, kMul, kDiv, kMaximum, kMinimum, kPow, kAtan2, kNumBinary };
+enum BinaryOp : int {
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kMaximum,
+  kMinimum,
+  kPow,
+  kAtan2,
+  kReluBackward,  ///< a (the gradient) where b (ReLU's output) > 0, else 0
+  kNumBinary
+};
 enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kNumCompare };
 /// Reductions with a device functor (mean is kSum with scale 1/n).
 enum ReduceOp : int { kRSum, kRMax, kRMin, kNumReduce };

@@ -225,7 +225,7 @@ constexpr std::array kUnary = {
 constexpr std::array kBinary = {
     Entry{"add", k::kAdd}, Entry{"sub", k::kSub},         Entry{"mul", k::kMul},
     Entry{"div", k::kDiv}, Entry{"maximum", k::kMaximum}, Entry{"minimum", k::kMinimum},
-    Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},
+    Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},     Entry{"relu_backward", k::kReluBackward},
 };
 
 // Comparisons: float operands of one dtype (the op layer promotes), a bool output.
