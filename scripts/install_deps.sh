@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(
   cmake ninja-build ccache g++ pkg-config
-  libhwy-dev libtbb-dev libopenblas-dev liblapacke-dev libdnnl-dev
+  libhwy-dev libtbb-dev libopenblas-dev liblapacke-dev
+  libdnnl-dev ocl-icd-opencl-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-pip python3-dev

@@ -37,6 +37,7 @@ packages=(
   libtbb-dev libtbb12 libtbbmalloc2 libtbbbind-2-5 libhwloc15
   libopenblas-dev libopenblas0 libopenblas-pthread-dev libopenblas0-pthread libgfortran5 libquadmath0
   liblapacke-dev liblapacke libtmglib-dev libtmglib3
+  libdnnl-dev libdnnl2 ocl-icd-opencl-dev ocl-icd-libopencl1 opencl-c-headers opencl-clhpp-headers
   libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev
   libgtest-dev googletest
   libstb-dev libstb0 zlib1g-dev zlib1g
