@@ -58,7 +58,8 @@ const std::vector<Suite>& suites() {
   static const std::vector<Suite> s{{"core", run_core},
                                     {"scheduler", run_scheduler},
                                     {"autograd", run_autograd},
-                                    {"train", run_train}};
+                                    {"train", run_train},
+                                    {"gpu", run_gpu}};
   return s;
 }
 

@@ -47,5 +47,8 @@ std::vector<Record> run_scheduler(const Options& opt);
 std::vector<Record> run_autograd(const Options& opt);
 /// `tessera bench train`: MLP and LeNet-5 training steps, DataLoader overhead.
 std::vector<Record> run_train(const Options& opt);
+/// `tessera bench gpu`: CUDA kernels against the device's copy bandwidth and cuBLAS, the host
+/// cost of a tiny GPU op, training steps on the GPU (DeviceError without a GPU).
+std::vector<Record> run_gpu(const Options& opt);
 
 }  // namespace tessera::bench

@@ -129,7 +129,7 @@ int main(int argc, char** argv) {
   std::string suite;
   bool json = false;
   tessera::bench::Options opt;
-  bench->add_option("suite", suite, "Suite name (core, scheduler, autograd, train)")->required();
+  bench->add_option("suite", suite, "Suite name (core, scheduler, autograd, train, gpu)")->required();
   bench->add_flag("--json", json, "Print JSON records");
   bench->add_option("--repeats", opt.repeats, "Timed runs per case (median reported)");
   bench->callback([&] {

@@ -18,6 +18,7 @@
 #   --full         also run the whole unit-test suite
 #   --configure-only  stop after CMake has found everything (checks the carried packages)
 #   --jobs N       parallel compile jobs (default: all cores)
+#   --bench        also run `tessera bench gpu` and benchmarks/compare/gpu_compare.py
 # Exit status: that of the CUDA tests (0 = all passed).
 set -euo pipefail
 
@@ -28,6 +29,7 @@ build="$root/build-gpu"
 use_system=0
 full=0
 configure_only=0
+bench=0
 jobs="$(nproc)"
 
 # Runtime libraries and -dev packages of Debian 12 (bookworm) that the build links with; their
@@ -61,6 +63,7 @@ while [[ $# -gt 0 ]]; do
     --full) full=1; shift ;;
     --configure-only) configure_only=1; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
+    --bench) bench=1; shift ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -99,7 +102,7 @@ start=$(date +%s)
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
   -DTESSERA_PYTHON=OFF "${cmake_args[@]}"
 if [[ $configure_only -eq 1 ]]; then
-  grep -E '^(fmt|hwy|TBB|GTest|CLI11|nlohmann_json)_DIR|^BLAS_|^TESSERA_(CBLAS|STB)|^ZLIB_LIB' \
+  grep -E '^(fmt|hwy|TBB|GTest|CLI11|nlohmann_json|dnnl)_DIR|^BLAS_|^TESSERA_(CBLAS|STB)|^ZLIB_LIB' \
     "$build/CMakeCache.txt"
   exit 0
 fi
@@ -121,4 +124,14 @@ if [[ $full -eq 1 ]]; then
     echo "the full suite failed (see $results/cuda-full-suite-$stamp.json)"
 fi
 echo "CUDA tests: $([[ $status -eq 0 ]] && echo passed || echo FAILED); results in $results"
+if [[ $bench -eq 1 ]]; then
+  # The GPU suite against the device's own limits; with PyTorch present, the training steps
+  # against PyTorch eager on the same GPU (three runs, per-run files).
+  "$build/cli/tessera" bench gpu --json > "$results/gpu-$stamp.json" ||
+    echo "tessera bench gpu failed (see $results/gpu-$stamp.json)"
+  if python3 -c "import torch; assert torch.cuda.is_available()" 2>/dev/null; then
+    python3 "$root/benchmarks/compare/gpu_compare.py" --tessera "$build/cli/tessera" \
+      --out "$results" || echo "gpu_compare.py failed"
+  fi
+fi
 exit $status

@@ -143,4 +143,11 @@ bool is_pinned(const Tensor& t);
 void set_allow_tf32(bool on);
 bool allow_tf32();
 
+// ---- peers for benchmarks -------------------------------------------------------------------
+
+/// c = a @ b for contiguous row-major matrices of one dtype on one device, by cuBLAS called
+/// directly on the current stream: no funnel, no allocation, no checks beyond cuBLAS's own.
+/// The peer `tessera bench gpu` measures matmul against.
+void cublas_gemm(const Tensor& a, const Tensor& b, const Tensor& c);
+
 }  // namespace tessera::cuda

@@ -161,6 +161,27 @@ void matmul_kernel(Inputs in, Outputs out, const Attrs&) {
 
 }  // namespace
 
+void cublas_gemm(const Tensor& a, const Tensor& b, const Tensor& c) {
+  const int dev = c.device().index;
+  DeviceGuard guard(dev);
+  const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
+  const Types t = types_of(c.dtype());
+  const double one64 = 1, zero64 = 0;
+  const float one32 = 1, zero32 = 0;
+  const void* alpha = t.f64 ? static_cast<const void*>(&one64) : &one32;
+  const void* beta = t.f64 ? static_cast<const void*>(&zero64) : &zero32;
+  Handles& hs = handles();
+  std::lock_guard lock(hs.mu);
+  cublasHandle_t& h = hs.h[static_cast<size_t>(dev)];
+  if (!h) check(cublasCreate(&h), "cublasCreate");
+  check(cublasSetStream(h, current_stream(dev)), "cublasSetStream");
+  check(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"), as_int(k, "k"),
+                     alpha, b.raw_data(), t.data, as_int(n, "ldb"), a.raw_data(), t.data,
+                     as_int(k, "lda"), beta, c.raw_data(), t.data, as_int(n, "ldc"), t.compute,
+                     CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
+}
+
 void register_matmul_kernels(Registry& r) {
   r.add_kernel("matmul", {DeviceType::CUDA, "cublas", matmul_kernel, matmul_supports});
 }

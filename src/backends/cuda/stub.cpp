@@ -57,5 +57,6 @@ bool is_pinned(const Tensor&) { return false; }
 
 void set_allow_tf32(bool) { not_built("set_allow_tf32"); }
 bool allow_tf32() { return false; }
+void cublas_gemm(const Tensor&, const Tensor&, const Tensor&) { not_built("cublas_gemm"); }
 
 }  // namespace tessera::cuda
