@@ -31,6 +31,49 @@ TEST(NnOps, MaxPoolPropagatesNaN) {
   EXPECT_EQ(idx.to_vector<int64_t>(), (std::vector<int64_t>{1, 4}));
 }
 
+// MaxPool2d(2) on float32 runs a SIMD kernel (rows of windows in 16, 8 or 4 lanes, the last
+// vector overlapping, fewer than 4 windows one at a time): every row width up to past two full
+// vectors, an odd leftover column and row, a padded row stride, ties, NaN and -inf, against a
+// loop over each window.
+TEST(NnOps, MaxPool2x2MatchesWindowLoop) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t ow = 1; ow <= 35; ++ow)
+    for (int64_t extra : {0, 1}) {
+      const int64_t h = 6 + extra, w = 2 * ow + extra, pitch = w + 3, planes = 2;
+      std::vector<double> data(static_cast<size_t>(planes * h * pitch));
+      for (size_t i = 0; i < data.size(); ++i)  // small integers, so windows tie often
+        data[i] = i % 13 == 5 ? nan : i % 17 == 3 ? -inf : static_cast<double>(i * 7919 % 7) - 3;
+      const Tensor wide = tensor(data, Shape{1, planes, h, pitch}).to(kFloat32);
+      const Tensor x = wide.narrow(3, 0, w);  // rows `pitch` apart
+      auto [v, idx] = max_pool_with_indices(x, {2, 2});
+      const std::vector<float> got = v.to_vector<float>();
+      const std::vector<int64_t> at = idx.to_vector<int64_t>();
+      const int64_t oh = h / 2;
+      ASSERT_EQ(got.size(), static_cast<size_t>(planes * oh * ow));
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t y = 0; y < oh; ++y)
+          for (int64_t j = 0; j < ow; ++j) {
+            double best = -inf;
+            int64_t best_at = 2 * y * w + 2 * j;
+            for (int64_t a = 0; a < 2; ++a)
+              for (int64_t b = 0; b < 2; ++b) {
+                const int64_t r = 2 * y + a, c = 2 * j + b;
+                const double e = data[static_cast<size_t>((p * h + r) * pitch + c)];
+                if (e > best || std::isnan(e)) best = e, best_at = r * w + c;
+              }
+            const size_t q = static_cast<size_t>((p * oh + y) * ow + j);
+            SCOPED_TRACE(
+                fmt::format("ow {} extra {} plane {} window ({}, {})", ow, extra, p, y, j));
+            if (std::isnan(best))
+              EXPECT_TRUE(std::isnan(got[q]));
+            else
+              EXPECT_EQ(got[q], static_cast<float>(best));
+            EXPECT_EQ(at[q], best_at);
+          }
+    }
+}
+
 // Windows of PyTorch's adaptive pooling: floor(i * in / out) to ceil((i + 1) * in / out).
 Ref ref_adaptive(const Ref& x, int64_t oh, int64_t ow) {
   const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];

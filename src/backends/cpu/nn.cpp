@@ -14,9 +14,11 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "gemm.h"
 #include "ops/nn_geometry.h"
+#include "pool_simd.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/parallel.h"
 
@@ -530,12 +532,44 @@ void for_each_row(const PoolGeom& g, const PoolTables& pt, Fn&& row) {
   });
 }
 
+// Whether the pool is MaxPool2d(2) on whole 2 x 2 tiles: two spatial dims, kernel and stride 2,
+// no padding or dilation, every window inside the input, unit column stride, rows narrow
+// enough for int32 offsets.
+bool pool_2x2(const PoolGeom& g, const Layout5& l) {
+  for (int i = 1; i < 3; ++i)
+    if (g.k[i] != 2 || g.s[i] != 2 || g.p[i] != 0 || g.d[i] != 1 || 2 * g.out[i] > g.in[i])
+      return false;
+  return g.in[0] == 1 && g.k[0] == 1 && l.sp[2] == 1 && g.in[2] < (int64_t{1} << 30);
+}
+
+// MaxPool2d(2) on float32, the usual pooling layer: a row of windows at a time in SIMD lanes
+// (pool_simd.h), values and plane indices.
+void max_pool_2x2(const Tensor& x, const Tensor& out, const Tensor& idx, const PoolGeom& g) {
+  const Layout5 l = layout_of(x);
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  int64_t* ip = idx.data_ptr<int64_t>();
+  const int64_t oh = g.out[1], ow = g.out[2], olen = oh * ow, w = g.in[2];
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, 4 * olen));
+  parallel_for(g.n * g.c, grain, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t y = 0; y < oh; ++y) {
+        const float* r0 = xp + plane_offset(l, p, g.c) + 2 * y * l.sp[1];
+        const int64_t q = p * olen + y * ow;
+        simd_max_pool_2x2_f32(r0, r0 + l.sp[1], ow, 2 * y * w, static_cast<int32_t>(w), op + q,
+                              ip + q);
+      }
+  });
+}
+
 // PyTorch's rule: the index starts at the window's first tap; a larger value or a NaN takes
 // over (so NaN wins, and a later NaN takes its index). Selects by mask, never by branch.
 template <class T>
 void max_pool_t(const Tensor& x, const Tensor& out, const Tensor& idx, const PoolGeom& g) {
   using A = compute_t<T>;
   const Layout5 l = layout_of(x);
+  if constexpr (std::is_same_v<T, float>)
+    if (pool_2x2(g, l)) return max_pool_2x2(x, out, idx, g);
   const T* xp = x.data_ptr<T>();
   T* op = out.data_ptr<T>();
   int64_t* ip = idx.data_ptr<int64_t>();
