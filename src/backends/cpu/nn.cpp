@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gemm.h"
+#include "im2col_simd.h"
 #include "ops/nn_geometry.h"
 #include "pool_simd.h"
 #include "tessera/ops/primitive.h"
@@ -158,10 +159,21 @@ void for_each_col_row(Img* img, const Layout5& l, const ConvGeom& g, int64_t c0,
         }
 }
 
+// Whether im2col_simd.h covers the geometry: at most two spatial dims, unit stride and
+// dilation along the width, contiguous image rows.
+bool im2col_simd_fits(const Layout5& l, const ConvGeom& g) {
+  return g.k[0] == 1 && g.img[0] == 1 && g.grid[0] == 1 && g.s[2] == 1 && g.d[2] == 1 &&
+         l.sp[2] == 1;
+}
+
 // cols[r * ld + position] for channels [c0, c1) of one image item (zeros in the padding).
 template <class T>
 void im2col(const T* img, const Layout5& l, const ConvGeom& g, int64_t c0, int64_t c1, T* cols,
             int64_t ld) {
+  if constexpr (std::is_same_v<T, float>)
+    if (im2col_simd_fits(l, g))
+      return simd_im2col_f32({img, c0, c1, l.c, l.sp[1], g.img[1], g.img[2], g.k[1], g.k[2], g.s[1],
+                              g.d[1], g.p[1], g.p[2], g.grid[1], g.grid[2], cols, ld});
   const int64_t gw = g.grid[2];
   for_each_col_row<T>(
       img, l, g, c0, c1,
