@@ -61,15 +61,27 @@ using ConvDesc = Desc<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescri
 // (height 1).
 int spatial_dims(const ConvGeom& g) { return g.nsp == 3 ? 3 : 2; }
 
-// (lead0, lead1, *sp) of the call's spatial dims, as ints.
-std::vector<int> dims_of(int64_t lead0, int64_t lead1, const Dim3& sp, int nd) {
-  std::vector<int> v{static_cast<int>(lead0), static_cast<int>(lead1)};
-  for (int i = 3 - nd; i < 3; ++i) v.push_back(static_cast<int>(sp[i]));
+// (lead0, lead1, *sp) of the call's spatial dims.
+std::vector<int64_t> dims_of(int64_t lead0, int64_t lead1, const Dim3& sp, int nd) {
+  std::vector<int64_t> v{lead0, lead1};
+  for (int i = 3 - nd; i < 3; ++i) v.push_back(sp[i]);
   return v;
 }
 
-void set_tensor(const TensorDesc& t, cudnnDataType_t type, const std::vector<int>& dims,
+// cuDNN's descriptors hold ints: a tensor (so every size and stride) must stay below INT_MAX.
+std::vector<int> as_ints(const std::vector<int64_t>& dims, const char* op) {
+  int64_t numel = 1;
+  for (int64_t d : dims) numel *= d;
+  if (numel > INT_MAX)
+    fail<NotImplementedError>(op, "no cuDNN call for a tensor of {} elements (more than {})", numel,
+                              INT_MAX);
+  return std::vector<int>(dims.begin(), dims.end());
+}
+
+// A packed (NCHW-contiguous) tensor of these dims.
+void set_tensor(const TensorDesc& t, cudnnDataType_t type, const std::vector<int64_t>& dims64,
                 const char* op) {
+  const std::vector<int> dims = as_ints(dims64, op);
   std::vector<int> strides(dims.size(), 1);
   for (size_t i = dims.size() - 1; i-- > 0;) strides[i] = strides[i + 1] * dims[i + 1];
   check(cudnnSetTensorNdDescriptor(t.d, type, static_cast<int>(dims.size()), dims.data(),
@@ -102,7 +114,7 @@ void describe(Call& c, const ConvGeom& g) {
   const int nd = spatial_dims(g);
   set_tensor(c.image, c.type, dims_of(g.n, g.c, g.img, nd), c.op);
   set_tensor(c.grid, c.type, dims_of(g.n, g.o, g.grid, nd), c.op);
-  const std::vector<int> wd = dims_of(g.o, g.cg(), g.k, nd);
+  const std::vector<int> wd = as_ints(dims_of(g.o, g.cg(), g.k, nd), c.op);
   check(cudnnSetFilterNdDescriptor(c.w.d, c.type, CUDNN_TENSOR_NCHW, static_cast<int>(wd.size()),
                                    wd.data()),
         c.op, "cudnnSetFilterNdDescriptor");
