@@ -151,6 +151,24 @@ TEST(CudaConv, GradientsMatchTheCpu) {
     }
 }
 
+// Zero input channels or an empty batch: sums over nothing (cuDNN refuses those shapes, the
+// kernels write zeros and add the bias).
+TEST(CudaConv, EmptySums) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(17);
+  const Tensor b = randn({4}, kFloat32);
+  const Tensor x0 = randn({2, 0, 5, 5}, kFloat32), w0 = randn({4, 0, 3, 3}, kFloat32);
+  expect_close(conv2d(x0.to(kGpu), w0.to(kGpu), b.to(kGpu)), conv2d(x0, w0, b), 0, 0,
+               "conv2d without input channels");
+  const Tensor xt = randn({2, 0, 5, 5}, kFloat32), wt = randn({0, 4, 3, 3}, kFloat32);
+  expect_close(conv_transpose2d(xt.to(kGpu), wt.to(kGpu), b.to(kGpu)), conv_transpose2d(xt, wt, b),
+               0, 0, "conv_transpose2d without input channels");
+  const Tensor xn = randn({0, 3, 6, 6}, kFloat32), wn = randn({4, 3, 3, 3}, kFloat32);
+  const Tensor xg = leaf(xn, kGpu), wg = leaf(wn, kGpu);
+  conv2d(xg, wg).sum().backward();
+  expect_close(wg.grad(), zeros({4, 3, 3, 3}, kFloat32), 0, 0, "weight gradient of no items");
+}
+
 TEST(CudaConv, Tf32IsOffUnlessAllowed) {
   SKIP_WITHOUT_GPU();
   manual_seed(16);

@@ -174,6 +174,11 @@ Tensor dense(const Tensor& t, const char* op) {
   return packed;
 }
 
+// Zeros into all of t, on the current stream.
+void fill_zeros(const Tensor& t, int dev, const char* op) {
+  TS_CUDA_CHECK(op, cudaMemsetAsync(t.raw_data(), 0, t.nbytes(), current_stream(dev)));
+}
+
 // cuDNN wants the grid side to be the whole output of convolving the image side. A prefix of
 // it (transposed convolutions with output_padding >= stride give that) is padded with zeros,
 // and g.grid becomes the whole size.
@@ -185,8 +190,7 @@ Tensor whole_grid(const Tensor& t, ConvGeom& g, const char* op) {
   Shape shape{g.n, g.o};
   for (int i = 3 - g.nsp; i < 3; ++i) shape.push_back(full[i]);
   Tensor z = Tensor::empty(shape, t.dtype(), t.device());
-  const int dev = t.device().index;
-  TS_CUDA_CHECK(op, cudaMemsetAsync(z.raw_data(), 0, z.nbytes(), current_stream(dev)));
+  fill_zeros(z, t.device().index, op);
   Tensor view = z;
   for (int i = 0; i < g.nsp; ++i) view = view.narrow(2 + i, 0, g.grid[3 - g.nsp + i]);
   convert_into(t, view, op);
@@ -194,13 +198,17 @@ Tensor whole_grid(const Tensor& t, ConvGeom& g, const char* op) {
   return z;
 }
 
-// out += bias over channel dim 1 (cudnnAddTensor broadcasts (1, C, 1, ...)).
-void add_bias(Call& c, const Tensor& bias, const TensorDesc& out_desc, void* out, int64_t channels,
-              int nd) {
-  const Tensor b = dense(bias, c.op);
-  TensorDesc bd{c.op};
+// y (n, channels, *spatial) += bias over dim 1 (cudnnAddTensor broadcasts (1, C, 1, ...)).
+void add_bias(Call& c, const Tensor& bias, const Tensor& y, int64_t channels) {
+  const auto nsp = static_cast<int>(y.dim() - 2);
+  Dim3 sp{1, 1, 1};
+  for (int i = 0; i < nsp; ++i) sp[3 - nsp + i] = y.size(2 + i);
+  const int nd = nsp == 3 ? 3 : 2;
+  TensorDesc yd{c.op}, bd{c.op};
+  set_tensor(yd, c.type, dims_of(y.size(0), channels, sp, nd), c.op);
   set_tensor(bd, c.type, dims_of(1, channels, Dim3{1, 1, 1}, nd), c.op);
-  check(cudnnAddTensor(c.h, c.one(), bd.d, b.raw_data(), c.one(), out_desc.d, out), c.op,
+  const Tensor b = dense(bias, c.op);
+  check(cudnnAddTensor(c.h, c.one(), bd.d, b.raw_data(), c.one(), yd.d, y.raw_data()), c.op,
         "cudnnAddTensor");
 }
 
@@ -219,36 +227,90 @@ struct Session {
   }
 };
 
+// y (grid) = conv(x (image), w).
+void forward(Call& c, int dev, const Tensor& x, const Tensor& w, const Tensor& y) {
+  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
+  int n = 0;
+  check(cudnnGetConvolutionForwardAlgorithm_v7(c.h, c.image.d, c.w.d, c.conv.d, c.grid.d,
+                                               static_cast<int>(perf.size()), &n, perf.data()),
+        c.op, "cudnnGetConvolutionForwardAlgorithm_v7");
+  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionFwdAlgo_t algo) {
+    size_t bytes = 0;
+    const cudnnStatus_t st = cudnnGetConvolutionForwardWorkspaceSize(
+        c.h, c.image.d, c.w.d, c.conv.d, c.grid.d, algo, &bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    Tensor keep;
+    void* ws = workspace(bytes, dev, keep);
+    return cudnnConvolutionForward(c.h, c.one(), c.image.d, x.raw_data(), c.w.d, w.raw_data(),
+                                   c.conv.d, algo, ws, bytes, c.zero(), c.grid.d, y.raw_data());
+  });
+}
+
+// y (image) = the adjoint of conv applied to x (grid).
+void backward_data(Call& c, int dev, const Tensor& x, const Tensor& w, const Tensor& y) {
+  std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
+  int n = 0;
+  check(cudnnGetConvolutionBackwardDataAlgorithm_v7(c.h, c.w.d, c.grid.d, c.conv.d, c.image.d,
+                                                    static_cast<int>(perf.size()), &n, perf.data()),
+        c.op, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdDataAlgo_t algo) {
+    size_t bytes = 0;
+    const cudnnStatus_t st = cudnnGetConvolutionBackwardDataWorkspaceSize(
+        c.h, c.w.d, c.grid.d, c.conv.d, c.image.d, algo, &bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    Tensor keep;
+    void* ws = workspace(bytes, dev, keep);
+    return cudnnConvolutionBackwardData(c.h, c.one(), c.w.d, w.raw_data(), c.grid.d, x.raw_data(),
+                                        c.conv.d, algo, ws, bytes, c.zero(), c.image.d,
+                                        y.raw_data());
+  });
+}
+
+// dw = the weight gradient of conv(x (image)) for dy (grid).
+void backward_filter(Call& c, int dev, const Tensor& x, const Tensor& dy, const Tensor& dw) {
+  std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
+  int n = 0;
+  check(
+      cudnnGetConvolutionBackwardFilterAlgorithm_v7(c.h, c.image.d, c.grid.d, c.conv.d, c.w.d,
+                                                    static_cast<int>(perf.size()), &n, perf.data()),
+      c.op, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdFilterAlgo_t algo) {
+    size_t bytes = 0;
+    const cudnnStatus_t st = cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        c.h, c.image.d, c.grid.d, c.conv.d, c.w.d, algo, &bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    Tensor keep;
+    void* ws = workspace(bytes, dev, keep);
+    return cudnnConvolutionBackwardFilter(c.h, c.one(), c.image.d, x.raw_data(), c.grid.d,
+                                          dy.raw_data(), c.conv.d, algo, ws, bytes, c.zero(), c.w.d,
+                                          dw.raw_data());
+  });
+}
+
 cudnnDataType_t type_of(DType dt) { return dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
 bool fma_only(DType dt) { return dt == kFloat32 && !allow_tf32(); }
 
 const Tensor* bias_in(Inputs in) { return in.size() > 2 ? &in[2] : nullptr; }
+
+// Zero input channels or an empty kernel make every sum empty (cuDNN refuses such shapes):
+// the output is zeros (plus the bias).
+bool empty_sum(const Tensor& x, const Tensor& w) { return x.numel() == 0 || w.numel() == 0; }
 
 void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv";
   const ConvGeom g = detail::conv_geometry(op, in[0], in[1], bias_in(in), a);
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
-  const Tensor x = dense(in[0], op), w = dense(in[1], op);
   Session s(y.device().index, op);
+  const Tensor x = dense(in[0], op), w = dense(in[1], op);
   Call c{op, s.h, type_of(y.dtype()), fma_only(y.dtype())};
-  describe(c, g);
-  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
-  int n = 0;
-  check(cudnnGetConvolutionForwardAlgorithm_v7(c.h, c.image.d, c.w.d, c.conv.d, c.grid.d,
-                                               static_cast<int>(perf.size()), &n, perf.data()),
-        op, "cudnnGetConvolutionForwardAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionFwdAlgo_t algo) {
-    size_t bytes = 0;
-    cudnnStatus_t st = cudnnGetConvolutionForwardWorkspaceSize(c.h, c.image.d, c.w.d, c.conv.d,
-                                                               c.grid.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, s.dev, keep);
-    return cudnnConvolutionForward(c.h, c.one(), c.image.d, x.raw_data(), c.w.d, w.raw_data(),
-                                   c.conv.d, algo, ws, bytes, c.zero(), c.grid.d, y.raw_data());
-  });
-  if (const Tensor* b = bias_in(in)) add_bias(c, *b, c.grid, y.raw_data(), g.o, spatial_dims(g));
+  if (empty_sum(x, w)) {
+    fill_zeros(y, s.dev, op);
+  } else {
+    describe(c, g);
+    forward(c, s.dev, x, w, y);
+  }
+  if (const Tensor* b = bias_in(in)) add_bias(c, *b, y, g.o);
   launched(s.dev, op);
 }
 
@@ -258,26 +320,15 @@ void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
   Session s(y.device().index, op);
-  const Tensor x = whole_grid(in[0], g, op), w = dense(in[1], op);
   Call c{op, s.h, type_of(y.dtype()), fma_only(y.dtype())};
-  describe(c, g);
-  std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
-  int n = 0;
-  check(cudnnGetConvolutionBackwardDataAlgorithm_v7(c.h, c.w.d, c.grid.d, c.conv.d, c.image.d,
-                                                    static_cast<int>(perf.size()), &n, perf.data()),
-        op, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdDataAlgo_t algo) {
-    size_t bytes = 0;
-    cudnnStatus_t st = cudnnGetConvolutionBackwardDataWorkspaceSize(c.h, c.w.d, c.grid.d, c.conv.d,
-                                                                    c.image.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, s.dev, keep);
-    return cudnnConvolutionBackwardData(c.h, c.one(), c.w.d, w.raw_data(), c.grid.d, x.raw_data(),
-                                        c.conv.d, algo, ws, bytes, c.zero(), c.image.d,
-                                        y.raw_data());
-  });
-  if (const Tensor* b = bias_in(in)) add_bias(c, *b, c.image, y.raw_data(), g.c, spatial_dims(g));
+  if (empty_sum(in[0], in[1])) {
+    fill_zeros(y, s.dev, op);
+  } else {
+    const Tensor x = whole_grid(in[0], g, op), w = dense(in[1], op);
+    describe(c, g);
+    backward_data(c, s.dev, x, w, y);
+  }
+  if (const Tensor* b = bias_in(in)) add_bias(c, *b, y, g.c);
   launched(s.dev, op);
 }
 
@@ -287,30 +338,14 @@ void conv_weight_grad_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor& dw = out[0];
   if (dw.numel() == 0) return;
   Session s(dw.device().index, op);
-  if (g.n == 0) {  // an empty sum
-    TS_CUDA_CHECK(op, cudaMemsetAsync(dw.raw_data(), 0, dw.nbytes(), current_stream(s.dev)));
+  if (empty_sum(in[0], in[1])) {  // no batch items
+    fill_zeros(dw, s.dev, op);
     return;
   }
   const Tensor x = dense(in[0], op), dy = whole_grid(in[1], g, op);
   Call c{op, s.h, type_of(dw.dtype()), fma_only(dw.dtype())};
   describe(c, g);
-  std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
-  int n = 0;
-  check(
-      cudnnGetConvolutionBackwardFilterAlgorithm_v7(c.h, c.image.d, c.grid.d, c.conv.d, c.w.d,
-                                                    static_cast<int>(perf.size()), &n, perf.data()),
-      op, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdFilterAlgo_t algo) {
-    size_t bytes = 0;
-    cudnnStatus_t st = cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        c.h, c.image.d, c.grid.d, c.conv.d, c.w.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, s.dev, keep);
-    return cudnnConvolutionBackwardFilter(c.h, c.one(), c.image.d, x.raw_data(), c.grid.d,
-                                          dy.raw_data(), c.conv.d, algo, ws, bytes, c.zero(), c.w.d,
-                                          dw.raw_data());
-  });
+  backward_filter(c, s.dev, x, dy, dw);
   launched(s.dev, op);
 }
 
