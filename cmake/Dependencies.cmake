@@ -54,6 +54,19 @@ if(TESSERA_CUDA_FOUND)
   find_package(CUDAToolkit REQUIRED)
   message(STATUS "Tessera: CUDA backend: built (CUDA ${CUDAToolkit_VERSION}, "
                  "architectures ${CMAKE_CUDA_ARCHITECTURES})")
+  # cuDNN (the convolutions' CUDA kernels) when its header and library sit with the toolkit,
+  # under CUDNN_ROOT or on the default paths; without it the conv primitives have no CUDA kernel.
+  find_path(TESSERA_CUDNN_INCLUDE_DIR cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ENV CUDNN_ROOT
+            PATH_SUFFIXES include)
+  find_library(TESSERA_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR}
+               ${CUDAToolkit_LIBRARY_ROOT} ENV CUDNN_ROOT PATH_SUFFIXES lib lib64)
+  if(TESSERA_CUDNN_INCLUDE_DIR AND TESSERA_CUDNN_LIBRARY)
+    set(TESSERA_CUDNN_FOUND ON)
+    message(STATUS "Tessera: cuDNN: ${TESSERA_CUDNN_LIBRARY}")
+  else()
+    set(TESSERA_CUDNN_FOUND OFF)
+    message(STATUS "Tessera: cuDNN: not found (no CUDA convolutions)")
+  endif()
 else()
   message(STATUS "Tessera: CUDA backend: stub (not built with CUDA)")
 endif()

@@ -354,6 +354,8 @@ void register_kernels(Registry& r) {
   register_elementwise_kernels(r);
   register_matmul_kernels(r);
   register_reduce_kernels(r);
+  register_pool_kernels(r);
+  register_conv_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -25,5 +25,7 @@ void convert_into(const Tensor& src, const Tensor& dst, const char* op);
 void register_elementwise_kernels(Registry& r);
 void register_matmul_kernels(Registry& r);
 void register_reduce_kernels(Registry& r);
+void register_pool_kernels(Registry& r);  // pool.cpp
+void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without cuDNN
 
 }  // namespace tessera::cuda
