@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "gemm.h"
@@ -159,11 +160,14 @@ void for_each_col_row(Img* img, const Layout5& l, const ConvGeom& g, int64_t c0,
         }
 }
 
-// Whether im2col_simd.h covers the geometry: at most two spatial dims, unit stride and
-// dilation along the width, contiguous image rows.
-bool im2col_simd_fits(const Layout5& l, const ConvGeom& g) {
-  return g.k[0] == 1 && g.img[0] == 1 && g.grid[0] == 1 && g.s[2] == 1 && g.d[2] == 1 &&
-         l.sp[2] == 1;
+// The geometry in im2col_simd.h's terms when it covers it: at most two spatial dims, unit
+// stride and dilation along the width, contiguous image rows.
+std::optional<ColGeom> simd_geom(const Layout5& l, const ConvGeom& g, int64_t c0, int64_t c1,
+                                 int64_t ld) {
+  if (g.k[0] != 1 || g.img[0] != 1 || g.grid[0] != 1 || g.s[2] != 1 || g.d[2] != 1 || l.sp[2] != 1)
+    return std::nullopt;
+  return ColGeom{c0,     c1,     l.c,    l.sp[1], g.img[1],  g.img[2],  g.k[1], g.k[2],
+                 g.s[1], g.d[1], g.p[1], g.p[2],  g.grid[1], g.grid[2], ld};
 }
 
 // cols[r * ld + position] for channels [c0, c1) of one image item (zeros in the padding).
@@ -171,9 +175,7 @@ template <class T>
 void im2col(const T* img, const Layout5& l, const ConvGeom& g, int64_t c0, int64_t c1, T* cols,
             int64_t ld) {
   if constexpr (std::is_same_v<T, float>)
-    if (im2col_simd_fits(l, g))
-      return simd_im2col_f32({img, c0, c1, l.c, l.sp[1], g.img[1], g.img[2], g.k[1], g.k[2], g.s[1],
-                              g.d[1], g.p[1], g.p[2], g.grid[1], g.grid[2], cols, ld});
+    if (const auto sg = simd_geom(l, g, c0, c1, ld)) return simd_im2col_f32(*sg, img, cols);
   const int64_t gw = g.grid[2];
   for_each_col_row<T>(
       img, l, g, c0, c1,
@@ -192,6 +194,8 @@ void im2col(const T* img, const Layout5& l, const ConvGeom& g, int64_t c0, int64
 template <class T>
 void col2im(const T* cols, int64_t ld, const ConvGeom& g, int64_t c0, int64_t c1, T* img,
             const Layout5& l) {
+  if constexpr (std::is_same_v<T, float>)
+    if (const auto sg = simd_geom(l, g, c0, c1, ld)) return simd_col2im_f32(*sg, cols, img);
   for_each_col_row<T>(img, l, g, c0, c1,
                       [&](int64_t r, int64_t pos, T* dst, int64_t lo, int64_t hi, int64_t step) {
                         const T* __restrict in = cols + r * ld + pos + lo;
