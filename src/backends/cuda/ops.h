@@ -22,8 +22,12 @@ k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> st
 /// queued on the current stream. `op` (a static name) is named in errors.
 void convert_into(const Tensor& src, const Tensor& dst, const char* op);
 
+/// The bit pattern of v converted to dt with the CPU's rules (for k::fill).
+uint64_t fill_bits(const Scalar& v, DType dt);
+
 void register_elementwise_kernels(Registry& r);
 void register_matmul_kernels(Registry& r);
 void register_reduce_kernels(Registry& r);
+void register_index_kernels(Registry& r);
 
 }  // namespace tessera::cuda
