@@ -66,9 +66,12 @@ int64_t check_class_target(const Tensor& input, const Tensor& target, const Tens
   if (target.numel() == 0 || target.impl().batched) return c;
   const Tensor bad =
       logical_and(ne(target, ignore_index), logical_or(lt(target, 0), ge(target, c)));
-  if (any(bad).item<bool>())
+  if (any(bad).item<bool>()) {  // rare: find the value on the CPU (any device works)
+    const Device cpu = Device::cpu();
     fail<IndexError>(op, "target {} is out of bounds for {} classes",
-                     masked_select(target, bad).reshape({-1})[0].item<int64_t>(), c);
+                     masked_select(target.to(cpu), bad.to(cpu)).reshape({-1})[0].item<int64_t>(),
+                     c);
+  }
   return c;
 }
 

@@ -99,14 +99,17 @@ void Optimizer::add_param_group(ParamGroup group) {
              "parameter {} of group {} has dtype {}: only float32 and float64 parameters are "
              "supported yet",
              i, gi, dtype_name(p.dtype()));
-    TS_CHECK(p.device().is_cpu(), NotImplementedError, op,
-             "parameter {} of group {} is on {}: only CPU parameters are supported yet", i, gi,
-             p.device().str());
+    TS_CHECK(supports_device(p.device()), NotImplementedError, op,
+             "parameter {} of group {} is on {}: {} has no update for that device yet (CPU "
+             "parameters work; on CUDA, use SGD, Adam or AdamW)",
+             i, gi, p.device().str(), name_);
     TS_CHECK(seen.insert(p.impl_ptr().get()).second, ValueError, op,
              "some parameters appear more than once (parameter {} of group {})", i, gi);
   }
   groups_.push_back(std::move(group));
 }
+
+bool Optimizer::supports_device(const Device& device) const { return device.is_cpu(); }
 
 Tensor Optimizer::step(const Closure& closure) { return do_step(closure); }
 

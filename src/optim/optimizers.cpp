@@ -1,9 +1,11 @@
 // SGD, Adam, AdamW, RMSprop and Adagrad: torch.optim's single-tensor formulas, each as one
-// fused loop per parameter (see fused.h). Coefficients are computed in double and cast to the
-// parameter's dtype, like PyTorch's scalar arguments.
+// fused loop per parameter (see fused.h); SGD, Adam and AdamW also as one CUDA kernel per
+// parameter (backends/cuda/optim.h, the same formulas) for CUDA parameters. Coefficients are
+// computed in double and cast to the parameter's dtype, like PyTorch's scalar arguments.
 #include <cmath>
 #include <type_traits>
 
+#include "backends/cuda/optim.h"
 #include "optim/fused.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
@@ -56,6 +58,18 @@ namespace {
 using detail::fused_update;
 using detail::lerp;
 using detail::state_buffer;
+
+// CUDA parameters: the same formulas as one kernel per parameter (backends/cuda/optim.h),
+// launch(prepared) called on the contiguous working copy.
+template <class Launch>
+void device_update(std::string_view op, const Tensor& param, const Tensor& grad,
+                   std::vector<Tensor> bufs, Launch&& launch) {
+  const detail::Prepared prep = detail::prepare(op, param, grad, std::move(bufs));
+  launch(prep);
+  detail::finish(op, param, prep);
+}
+
+bool cpu_or_cuda(const Device& d) { return d.is_cpu() || d.is_cuda(); }
 
 double flag(bool b) { return b ? 1.0 : 0.0; }
 
@@ -111,6 +125,8 @@ void SGD::check_options(const GroupOptions& o) const {
            s.momentum, s.dampening);
 }
 
+bool SGD::supports_device(const Device& device) const { return cpu_or_cuda(device); }
+
 Optimizer::StateKind SGD::state_kind(std::string_view name) const {
   return name == "momentum_buffer" ? StateKind::kLikeParam : StateKind::kUnknown;
 }
@@ -121,6 +137,14 @@ void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& gra
   bool first = false;
   std::vector<Tensor> bufs;
   if (o.momentum != 0) bufs.push_back(state_buffer(state, "momentum_buffer", param, {}, &first));
+  if (param.device().is_cuda()) {
+    const cuda::k::SgdArgs args{o.lr,       o.momentum, o.dampening, o.weight_decay,
+                                o.nesterov, o.maximize, first};
+    device_update("SGD", param, grad, bufs, [&](const detail::Prepared& p) {
+      cuda::sgd_step(p.work, p.grad, p.bufs.empty() ? Tensor() : p.bufs[0], args);
+    });
+    return;
+  }
   fused_update("SGD", param, grad, bufs, [&](auto a, int64_t b, int64_t e) {
     using T = typename decltype(a)::value_type;
     const T wd = T(o.weight_decay), mom = T(o.momentum), keep = T(1 - o.dampening);
@@ -157,6 +181,15 @@ void adam_update(std::string_view op, const AdamArgs& o, const Tensor& param, co
   const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(step));
   const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(step));
   const double step_size = o.lr / bc1, bc2_sqrt = std::sqrt(bc2);
+  if (param.device().is_cuda()) {
+    const cuda::k::AdamArgs args{o.lr,      o.beta1,  o.beta2,     o.eps,     o.weight_decay,
+                                 step_size, bc2_sqrt, o.decoupled, o.maximize};
+    device_update(op, param, grad, bufs, [&](const detail::Prepared& p) {
+      cuda::adam_step(p.work, p.grad, p.bufs[0], p.bufs[1],
+                      p.bufs.size() > 2 ? p.bufs[2] : Tensor(), args);
+    });
+    return;
+  }
   fused_update(op, param, grad, bufs, [&](auto a, int64_t b, int64_t e) {
     using T = typename decltype(a)::value_type;
     const T wd = T(o.weight_decay), decay = T(1 - o.lr * o.weight_decay);
@@ -245,6 +278,8 @@ void Adam::check_options(const GroupOptions& o) const {
   check_betas(name(), o);
 }
 
+bool Adam::supports_device(const Device& device) const { return cpu_or_cuda(device); }
+
 Optimizer::StateKind Adam::state_kind(std::string_view name) const { return adam_state_kind(name); }
 
 void Adam::update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -264,6 +299,8 @@ void AdamW::check_options(const GroupOptions& o) const {
   check_nonnegative(name(), o, {"lr", "eps", "weight_decay"});
   check_betas(name(), o);
 }
+
+bool AdamW::supports_device(const Device& device) const { return cpu_or_cuda(device); }
 
 Optimizer::StateKind AdamW::state_kind(std::string_view name) const {
   return adam_state_kind(name);

@@ -575,5 +575,27 @@ TEST(OptimErrors, BadParameters) {
   expect_error<ValueError>([&] { SGD({Tensor()}); }, "undefined tensor");
 }
 
+// Which optimizers take CUDA parameters (fused kernels: SGD, Adam, AdamW); the others refuse
+// them when they are added (test_cuda_train.cpp checks the error on a GPU). Decided on the
+// host, so it is checked here without a device.
+TEST(OptimDevices, OnlySgdAdamAndAdamWUpdateCudaParameters) {
+  const std::vector<Tensor> ps = {make_param(3)};
+  const Device gpu = Device::cuda(0), cpu = Device::cpu();
+  SGD sgd(ps);
+  Adam adam(ps);
+  AdamW adamw(ps);
+  RMSprop rms(ps);
+  Adagrad ada(ps);
+  LBFGS lbfgs(ps);
+  for (const Optimizer* o : std::initializer_list<const Optimizer*>{&sgd, &adam, &adamw}) {
+    EXPECT_TRUE(o->supports_device(gpu)) << o->name();
+    EXPECT_TRUE(o->supports_device(cpu)) << o->name();
+  }
+  for (const Optimizer* o : std::initializer_list<const Optimizer*>{&rms, &ada, &lbfgs}) {
+    EXPECT_FALSE(o->supports_device(gpu)) << o->name();
+    EXPECT_TRUE(o->supports_device(cpu)) << o->name();
+  }
+}
+
 }  // namespace
 }  // namespace tessera::optim

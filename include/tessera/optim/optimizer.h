@@ -62,6 +62,9 @@ class Optimizer {
   const std::string& name() const { return name_; }
   /// The state of one parameter ("step", "exp_avg", ...), empty before its first update.
   const StateDict& state(const Tensor& param) const;
+  /// Whether this optimizer updates parameters on `device`: the CPU always; CUDA for SGD,
+  /// Adam and AdamW (fused kernels). Parameters elsewhere are NotImplementedError when added.
+  virtual bool supports_device(const Device& device) const;
 
   /// A snapshot: "param_groups.<g>.<option>" (0-d float64), "param_groups.<g>.params" (int64
   /// indices, counted across groups in order) and "state.<index>.<name>" (copies).
@@ -125,6 +128,7 @@ class SGD final : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SGDOptions options = {});
   SGD(std::vector<ParamGroup> groups, SGDOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -151,6 +155,7 @@ class Adam final : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, AdamOptions options = {});
   Adam(std::vector<ParamGroup> groups, AdamOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -176,6 +181,7 @@ class AdamW final : public Optimizer {
  public:
   AdamW(std::vector<Tensor> params, AdamWOptions options = {});
   AdamW(std::vector<ParamGroup> groups, AdamWOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,

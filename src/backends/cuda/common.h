@@ -5,6 +5,7 @@
 
 #include <string_view>
 
+#include "backends/cuda/kernels.h"
 #include "tessera/core/error.h"
 
 namespace tessera::cuda {
@@ -46,7 +47,15 @@ cudaStream_t current_stream(int device);
 /// nullptr and all == true) has finished its work.
 void allocator_synchronized(int device, cudaStream_t stream, bool all);
 
-/// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`.
+/// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`, and an
+/// out-of-range index an index kernel met as IndexError.
 void sync_stream(int device, cudaStream_t stream, std::string_view op);
+
+/// The device's fault record for the index kernels (mapped host memory, made on first use;
+/// the pointer works on the device and on the host).
+k::IndexFault* index_fault(int device);
+/// After a synchronization: throws IndexError for the out-of-range index an index kernel
+/// recorded on the device since the last check (and clears the record).
+void check_index_fault(int device);
 
 }  // namespace tessera::cuda

@@ -1,7 +1,7 @@
-// Comparison kernels (eq, ne, lt, le, gt, ge): float16, bfloat16, float32 and float64 operands
-// (16-bit floats compared in float32, which is exact), a bool output, over the strided
-// geometry. A table indexed by op and dtype, like binary.cu. Also where(cond, a, b), a pure
-// selection, so one kernel per element width serves every dtype.
+// Comparison kernels (eq, ne, lt, le, gt, ge) over every real dtype, bool and the integers
+// included (16-bit floats compared in float32, which is exact), a bool output, over the strided
+// geometry; logical and / or of bool operands. A table indexed by op and dtype, like binary.cu.
+// Also where(cond, a, b), a pure selection, so one kernel per element width serves every dtype.
 #include <array>
 
 #include "backends/cuda/device.cuh"
@@ -22,6 +22,8 @@ TS_COMPARE(Lt, a < b)
 TS_COMPARE(Le, a <= b)
 TS_COMPARE(Gt, a > b)
 TS_COMPARE(Ge, a >= b)
+TS_COMPARE(And, a&& b)
+TS_COMPARE(Or, a || b)
 #undef TS_COMPARE
 
 template <class T, class Op>
@@ -42,14 +44,24 @@ void launch(const void* a, const void* b, void* out, const Geometry& g, cudaStre
       static_cast<const T*>(a), static_cast<const T*>(b), static_cast<bool*>(out), g);
 }
 
-using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64
+using Row = std::array<Launch, 10>;  // indexed by dtype code, kBool ... kF64
 template <class Op>
 constexpr Row row() {
-  return {&launch<__half, Op>, &launch<__nv_bfloat16, Op>, &launch<float, Op>, &launch<double, Op>};
+  return {&launch<bool, Op>,    &launch<uint8_t, Op>,       &launch<int8_t, Op>,
+          &launch<int16_t, Op>, &launch<int32_t, Op>,       &launch<int64_t, Op>,
+          &launch<__half, Op>,  &launch<__nv_bfloat16, Op>, &launch<float, Op>,
+          &launch<double, Op>};
+}
+// Logical ops: bool operands only.
+template <class Op>
+constexpr Row bool_row() {
+  return {&launch<bool, Op>, nullptr, nullptr, nullptr, nullptr,
+          nullptr,           nullptr, nullptr, nullptr, nullptr};
 }
 // Indexed by CompareOp.
-constexpr std::array<Row, kNumCompare> kTable = {row<Eq>(), row<Ne>(), row<Lt>(),
-                                                 row<Le>(), row<Gt>(), row<Ge>()};
+constexpr std::array<Row, kNumCompare> kTable = {row<Eq>(),       row<Ne>(),     row<Lt>(),
+                                                 row<Le>(),       row<Gt>(),     row<Ge>(),
+                                                 bool_row<And>(), bool_row<Or>()};
 
 template <class W>
 __global__ void where_strided(const bool* c, const W* a, const W* b, W* out, Geometry g) {
@@ -83,8 +95,8 @@ void where(int width, const void* cond, const void* a, const void* b, void* out,
 
 void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
              void* stream) {
-  kTable[static_cast<size_t>(op)][static_cast<size_t>(code - kF16)](
-      a, b, out, g, static_cast<cudaStream_t>(stream));
+  kTable[static_cast<size_t>(op)][static_cast<size_t>(code)](a, b, out, g,
+                                                             static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace tessera::cuda::k

@@ -77,7 +77,8 @@ enum BinaryOp : int {
   kReluBackward,  ///< a (the gradient) where b (ReLU's output) > 0, else 0
   kNumBinary
 };
-enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kNumCompare };
+/// kAnd and kOr take bool operands only (the host converts other dtypes to bool first).
+enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kNumCompare };
 /// Reductions with a device functor (mean is kSum with scale 1/n).
 enum ReduceOp : int { kRSum, kRMax, kRMin, kNumReduce };
 
@@ -90,7 +91,7 @@ void unary(int op, int code, const void* in, void* out, const Geometry& g, void*
 /// out = op(a, b) (add: a + alpha * b); all of dtype `code`.
 void binary(int op, int code, const void* a, const void* b, void* out, double alpha,
             const Geometry& g, void* stream);
-/// out (bool, operand 0) = op(a, b); a and b of dtype `code`.
+/// out (bool, operand 0) = op(a, b); a and b of dtype `code` (any real dtype, bool included).
 void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
              void* stream);
 /// out (operand 0) = cond (1, bool) ? a (2) : b (3), elements of `width` bytes (1, 2, 4, 8).
@@ -116,5 +117,45 @@ void copy(int width, const void* src, void* dst, const Geometry& g, void* stream
 /// (NaN -> 0 and saturation for float -> integer, round to nearest even for 16-bit floats).
 void convert(int src_code, int dst_code, const void* src, void* dst, const Geometry& g,
              void* stream);
+
+/// Where the index kernels record the first out-of-range index they meet instead of reading
+/// or writing outside a tensor (mapped host memory: the host reads it after a synchronization).
+struct IndexFault {
+  int32_t flag;  ///< 0: none; set once by the first faulting thread
+  int32_t op;    ///< an IndexOp
+  int64_t index, size;
+};
+enum IndexOp : int32_t { kGather = 1, kScatterAdd, kIndexSelect, kIndexAdd };
+
+/// out (operand 0) = x (operand 1, its stride along the indexed dim zeroed) moved along the
+/// indexed dim by idx (operand 2, int64): out[o] = x[o1 + idx[o2] * dim_stride]. Elements of
+/// `width` bytes; an index outside [0, dim_size) writes 0 and is recorded in `fault` as `op`.
+void gather(int op, int width, const void* x, const int64_t* idx, void* out, const Geometry& g,
+            int64_t dim_stride, int64_t dim_size, IndexFault* fault, void* stream);
+/// out (operand 0, stride along the dim zeroed) [o0 + idx[o2] * dim_stride] += src (operand 1)
+/// with atomic adds, for dtypes kI32, kI64, kF32, kF64. Out-of-range indices are skipped and
+/// recorded in `fault` as `op`.
+void scatter_add(int op, int code, const void* src, const int64_t* idx, void* out,
+                 const Geometry& g, int64_t dim_stride, int64_t dim_size, IndexFault* fault,
+                 void* stream);
+/// argmax (max) or argmin of n_out rows of n_red elements (the geometries of reduce()): the
+/// first index of the extreme, a NaN counting as the extreme (the CPU's rule). Float dtypes.
+void arg_reduce(bool max, int code, const void* in, int64_t* out, const Geometry& outer,
+                const Geometry& inner, int64_t n_out, int64_t n_red, void* stream);
+
+/// One SGD step over n contiguous elements (kF32 or kF64); buf is null without momentum.
+struct SgdArgs {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, maximize, first;  ///< first: the momentum buffer starts as the gradient
+};
+void sgd(int code, void* p, const void* g, void* buf, int64_t n, const SgdArgs& a, void* stream);
+/// One Adam / AdamW step over n contiguous elements (kF32 or kF64); vmax is null without
+/// amsgrad. step_size = lr / (1 - beta1^t), bc2_sqrt = sqrt(1 - beta2^t).
+struct AdamArgs {
+  double lr, beta1, beta2, eps, weight_decay, step_size, bc2_sqrt;
+  bool decoupled, maximize;
+};
+void adam(int code, void* p, const void* g, void* m, void* v, void* vmax, int64_t n,
+          const AdamArgs& a, void* stream);
 
 }  // namespace tessera::cuda::k

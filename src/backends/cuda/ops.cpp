@@ -51,6 +51,18 @@ k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> st
   return g;
 }
 
+uint64_t fill_bits(const Scalar& v, DType dt) {
+  uint64_t bits = 0;
+  visit_dtype(dt, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T x = cpu::convert<T>(
+        v.to<std::conditional_t<std::is_same_v<T, Complex64>, Complex64, double>>());
+    static_assert(sizeof(T) <= sizeof(bits));
+    std::memcpy(&bits, &x, sizeof(T));
+  });
+  return bits;
+}
+
 namespace {
 
 // ---- one device: copy and conversion --------------------------------------------------------
@@ -184,15 +196,7 @@ void cast_kernel(Inputs in, Outputs out, const Attrs&) { convert_into(in[0], out
 void fill_kernel(Inputs, Outputs out, const Attrs& a) {
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
-  const Scalar& v = a.get<Scalar>("value");
-  uint64_t bits = 0;
-  visit_dtype(y.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    const T x = cpu::convert<T>(
-        v.to<std::conditional_t<std::is_same_v<T, Complex64>, Complex64, double>>());
-    static_assert(sizeof(T) <= sizeof(bits));
-    std::memcpy(&bits, &x, sizeof(T));
-  });
+  const uint64_t bits = fill_bits(a.get<Scalar>("value"), y.dtype());
   const int dev = y.device().index;
   DeviceGuard guard(dev);
   k::fill(y.raw_data(), y.numel(), static_cast<int>(y.itemsize()), bits, current_stream(dev));
@@ -228,14 +232,25 @@ constexpr std::array kBinary = {
     Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},     Entry{"relu_backward", k::kReluBackward},
 };
 
-// Comparisons: float operands of one dtype (the op layer promotes), a bool output.
+// Comparisons: real operands of one dtype (the op layer promotes), a bool output.
 constexpr std::array kCompare = {
     Entry{"eq", k::kEq}, Entry{"ne", k::kNe}, Entry{"lt", k::kLt},
     Entry{"le", k::kLe}, Entry{"gt", k::kGt}, Entry{"ge", k::kGe},
 };
+// Logical ops: the operands as bool (x != 0), then a bool comparison (xor is ne).
+constexpr std::array kLogical = {
+    Entry{"logical_and", k::kAnd},
+    Entry{"logical_or", k::kOr},
+    Entry{"logical_xor", k::kNe},
+};
 
-bool same_float(Inputs in, const Attrs& a) {
-  return all_float(in, a) && in[0].dtype() == in[1].dtype();
+bool all_real(Inputs in, const Attrs&) {
+  for (const Tensor& t : in)
+    if (dtype_code(t.dtype()) < 0) return false;
+  return true;
+}
+bool same_real(Inputs in, const Attrs& a) {
+  return all_real(in, a) && in[0].dtype() == in[1].dtype();
 }
 
 void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
@@ -284,6 +299,35 @@ void run_compare(const Entry& e, Inputs in, Outputs out) {
   launched(dev, e.name);
 }
 
+// x != 0 as a bool tensor on x's device (x itself when it is bool).
+Tensor as_bool(const Tensor& x, const char* op) {
+  if (x.dtype() == kBool) return x;
+  Tensor b = Tensor::empty(x.shape(), kBool, x.device());
+  convert_into(x, b, op);
+  return b;
+}
+
+template <size_t K>
+void logical_kernel(Inputs in, Outputs out, const Attrs&) {
+  const std::array<Tensor, 2> args{as_bool(in[0], kLogical[K].name),
+                                   as_bool(in[1], kLogical[K].name)};
+  run_compare(kLogical[K], Inputs(args), out);
+}
+
+// logical_not(x) = (bool(x) == false).
+void logical_not_kernel(Inputs in, Outputs out, const Attrs&) {
+  if (out[0].numel() == 0) return;
+  const Tensor no = Tensor::empty({}, kBool, out[0].device());
+  {
+    const int dev = no.device().index;
+    DeviceGuard guard(dev);
+    k::fill(no.raw_data(), 1, 1, 0, current_stream(dev));
+    launched(dev, "logical_not");
+  }
+  const std::array<Tensor, 2> args{as_bool(in[0], "logical_not"), no};
+  run_compare(Entry{"logical_not", k::kEq}, Inputs(args), out);
+}
+
 // where: a selection, so any dtype of 1, 2, 4 or 8 bytes (complex64 included).
 bool where_dtypes(Inputs in, const Attrs&) {
   return in[0].dtype() == kBool && in[1].dtype() == in[2].dtype() && in[1].itemsize() <= 8;
@@ -321,7 +365,11 @@ void compare_kernel(Inputs in, Outputs out, const Attrs&) {
 
 template <size_t... K>
 void register_compare(Registry& r, std::index_sequence<K...>) {
-  (r.add_kernel(kCompare[K].name, {DeviceType::CUDA, "cuda", &compare_kernel<K>, same_float}), ...);
+  (r.add_kernel(kCompare[K].name, {DeviceType::CUDA, "cuda", &compare_kernel<K>, same_real}), ...);
+}
+template <size_t... K>
+void register_logical(Registry& r, std::index_sequence<K...>) {
+  (r.add_kernel(kLogical[K].name, {DeviceType::CUDA, "cuda", &logical_kernel<K>, same_real}), ...);
 }
 template <size_t... K>
 void register_unary(Registry& r, std::index_sequence<K...>) {
@@ -338,6 +386,8 @@ void register_elementwise_kernels(Registry& r) {
   register_unary(r, std::make_index_sequence<kUnary.size()>{});
   register_binary(r, std::make_index_sequence<kBinary.size()>{});
   register_compare(r, std::make_index_sequence<kCompare.size()>{});
+  register_logical(r, std::make_index_sequence<kLogical.size()>{});
+  r.add_kernel("logical_not", {DeviceType::CUDA, "cuda", logical_not_kernel, all_real});
   r.add_kernel("where", {DeviceType::CUDA, "cuda", where_kernel, where_dtypes});
   r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
   r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
@@ -356,6 +406,7 @@ void register_kernels(Registry& r) {
   register_reduce_kernels(r);
   register_pool_kernels(r);
   register_conv_kernels(r);
+  register_index_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -22,10 +22,14 @@ k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> st
 /// queued on the current stream. `op` (a static name) is named in errors.
 void convert_into(const Tensor& src, const Tensor& dst, const char* op);
 
+/// The bit pattern of v converted to dt with the CPU's rules (for k::fill).
+uint64_t fill_bits(const Scalar& v, DType dt);
+
 void register_elementwise_kernels(Registry& r);
 void register_matmul_kernels(Registry& r);
 void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp
 void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without cuDNN
+void register_index_kernels(Registry& r);
 
 }  // namespace tessera::cuda

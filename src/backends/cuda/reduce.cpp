@@ -1,5 +1,6 @@
-// CUDA kernels of the reductions (sum, mean, amax, amin over any set of dims) and of softmax /
-// log_softmax along any dim, for the float dtypes. Host code only: it splits the input's dims
+// CUDA kernels of the reductions (sum, mean, amax, amin over any set of dims; argmax, argmin;
+// any, all) and of softmax / log_softmax along any dim, for the float dtypes (any/all: every
+// real dtype). Host code only: it splits the input's dims
 // into kept (outer) and reduced (inner) geometries, or lanes for softmax, and calls the
 // launchers of reduce.cu and softmax.cu on the current stream.
 #include <array>
@@ -35,10 +36,8 @@ k::Geometry geometry_of(const Shape& shape, const Strides& strides, const void* 
   return make_geometry(shape, s, ptrs, op);
 }
 
-void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, const Attrs& a) {
-  const Tensor& x = in[0];
-  const Tensor& y = out[0];
-  if (y.numel() == 0) return;
+// The kept (outer) and reduced (inner) dims of x as two geometries.
+std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, const char* name) {
   const std::vector<bool> mask =
       detail::reduce_mask(x.dim(), a.get_or<std::vector<int64_t>>("dims", {}), name);
   Shape os, is;
@@ -47,8 +46,14 @@ void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, con
     (mask[d] ? is : os).push_back(x.shape()[d]);
     (mask[d] ? ist : ost).push_back(x.strides()[d]);
   }
-  const k::Geometry outer = geometry_of(os, ost, x.raw_data(), name);
-  const k::Geometry inner = geometry_of(is, ist, x.raw_data(), name);
+  return {geometry_of(os, ost, x.raw_data(), name), geometry_of(is, ist, x.raw_data(), name)};
+}
+
+void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const auto [outer, inner] = split_dims(x, a, name);
   const int64_t n_out = outer.numel, n_red = inner.numel;
   // mean of nothing is 0 * inf = NaN, as on the CPU.
   const double scale = mean ? 1.0 / static_cast<double>(n_red) : 1.0;
@@ -111,6 +116,55 @@ void log_softmax_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_softmax("log_softmax", true, in, out, a);
 }
 
+// argmax / argmin: the reduced dims (one, or all) numbered row-major, an int64 output.
+void run_arg(const char* name, bool max, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const auto [outer, inner] = split_dims(x, a, name);
+  TS_CHECK(inner.numel > 0, IndexError, name, "cannot reduce over an empty dim");
+  const Tensor dst = y.is_contiguous() ? y : Tensor::empty(y.shape(), kInt64, y.device());
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::arg_reduce(max, dtype_code(x.dtype()), x.raw_data(), dst.data_ptr<int64_t>(), outer, inner,
+                outer.numel, inner.numel, current_stream(dev));
+  launched(dev, name);
+  if (!y.is_contiguous()) convert_into(dst, y, name);
+}
+void argmax_kernel(Inputs in, Outputs out, const Attrs& a) { run_arg("argmax", true, in, out, a); }
+void argmin_kernel(Inputs in, Outputs out, const Attrs& a) { run_arg("argmin", false, in, out, a); }
+
+// any / all of any real dtype: bool(x) as float32 0/1, reduced with max / min, then to bool.
+// Three passes, but no integer reduction kernels; an empty reduction gives false / true.
+void run_any_all(const char* name, bool any, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const int dev = y.device().index;
+  if (x.numel() == 0) {
+    DeviceGuard guard(dev);
+    k::fill(y.raw_data(), y.numel(), 1, any ? 0 : 1, current_stream(dev));
+    launched(dev, name);
+    return;
+  }
+  Tensor b = x;
+  if (x.dtype() != kBool) {
+    b = Tensor::empty(x.shape(), kBool, x.device());
+    convert_into(x, b, name);
+  }
+  const Tensor f = Tensor::empty(x.shape(), kFloat32, x.device());
+  convert_into(b, f, name);
+  const Tensor r = Tensor::empty(y.shape(), kFloat32, y.device());
+  const Tensor args[1] = {f};
+  Tensor outs[1] = {r};
+  run_reduce(name, any ? k::kRMax : k::kRMin, false, Inputs(args), Outputs(outs), a);
+  convert_into(r, y, name);
+}
+void any_kernel(Inputs in, Outputs out, const Attrs& a) { run_any_all("any", true, in, out, a); }
+void all_kernel(Inputs in, Outputs out, const Attrs& a) { run_any_all("all", false, in, out, a); }
+
+bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
+
 struct Entry {
   const char* name;
   KernelFn fn;
@@ -126,6 +180,10 @@ constexpr std::array kReduce = {
 void register_reduce_kernels(Registry& r) {
   for (const Entry& e : kReduce)
     r.add_kernel(e.name, {DeviceType::CUDA, "cuda", e.fn, float_input});
+  r.add_kernel("argmax", {DeviceType::CUDA, "cuda", argmax_kernel, float_input});
+  r.add_kernel("argmin", {DeviceType::CUDA, "cuda", argmin_kernel, float_input});
+  r.add_kernel("any", {DeviceType::CUDA, "cuda", any_kernel, real_input});
+  r.add_kernel("all", {DeviceType::CUDA, "cuda", all_kernel, real_input});
 }
 
 }  // namespace tessera::cuda

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <string>
 
 #include "backends/cuda/common.h"
@@ -206,12 +207,70 @@ void synchronize(int device) {
   TS_CUDA_CHECK("cuda.synchronize", cudaDeviceSynchronize());
   allocator_synchronized(d, nullptr, true);
   g_launches[static_cast<size_t>(d)].next.store(0, std::memory_order_relaxed);
+  check_index_fault(d);
 }
 
 void sync_stream(int device, cudaStream_t stream, std::string_view op) {
   DeviceGuard g(device);
   TS_CUDA_CHECK(op, cudaStreamSynchronize(stream));
   allocator_synchronized(device, stream, false);
+  check_index_fault(device);
+}
+
+// ---- index faults ---------------------------------------------------------------------------
+// Index kernels record a bad index here instead of touching memory outside a tensor (a device
+// assert would leave the context unusable). Mapped pinned memory: the kernel writes it
+// directly and the host reads it after a synchronization without a copy.
+
+namespace {
+std::array<std::atomic<k::IndexFault*>, kMaxDevices> g_faults{};
+std::mutex g_faults_mutex;
+
+const char* index_op_name(int32_t op) {
+  switch (op) {
+    case k::kGather:
+      return "gather";
+    case k::kScatterAdd:
+      return "scatter_add";
+    case k::kIndexSelect:
+      return "index_select";
+    default:
+      return "index_add";
+  }
+}
+}  // namespace
+
+k::IndexFault* index_fault(int device) {
+  auto& slot = g_faults[static_cast<size_t>(device)];
+  if (k::IndexFault* f = slot.load(std::memory_order_acquire)) return f;
+  std::lock_guard lock(g_faults_mutex);
+  if (k::IndexFault* f = slot.load(std::memory_order_relaxed)) return f;
+  DeviceGuard g(device);
+  void* p = nullptr;
+  TS_CUDA_CHECK("cuda.index_fault", cudaHostAlloc(&p, sizeof(k::IndexFault),
+                                                  cudaHostAllocMapped | cudaHostAllocPortable));
+  auto* f = static_cast<k::IndexFault*>(p);
+  *f = k::IndexFault{};
+  void* dp = nullptr;  // the same address under unified addressing, but ask
+  TS_CUDA_CHECK("cuda.index_fault", cudaHostGetDevicePointer(&dp, p, 0));
+  TS_CHECK(dp == p, DeviceError, "cuda.index_fault",
+           "mapped host memory has a different device address (no unified addressing)");
+  slot.store(f, std::memory_order_release);  // kept for the process's lifetime
+  return f;
+}
+
+void check_index_fault(int device) {
+  k::IndexFault* f = g_faults[static_cast<size_t>(device)].load(std::memory_order_acquire);
+  if (!f) return;  // no index kernel ran on this device
+  volatile k::IndexFault* vf = f;
+  if (vf->flag == 0) return;
+  const int32_t op = vf->op;
+  const int64_t index = vf->index, size = vf->size;
+  vf->flag = 0;
+  fail<IndexError>(index_op_name(op),
+                   "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
+                   "element was skipped)",
+                   index, size, device);
 }
 
 // ---- streams --------------------------------------------------------------------------------
@@ -293,6 +352,7 @@ void Event::block(const Stream& s) const {
 void Event::synchronize() const {
   DeviceGuard g(device_);
   TS_CUDA_CHECK("Event.synchronize", cudaEventSynchronize(static_cast<cudaEvent_t>(event_.get())));
+  check_index_fault(device_);
 }
 
 bool Event::query() const {

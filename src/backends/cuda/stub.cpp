@@ -1,4 +1,5 @@
 // Built when Tessera is configured without CUDA: every CUDA request is a clean NotBuiltError.
+#include "backends/cuda/optim.h"
 #include "tessera/core/allocator.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/primitive.h"
@@ -56,6 +57,14 @@ Tensor empty_pinned(Shape, DType) { not_built("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }
 
 void set_allow_tf32(bool) { not_built("set_allow_tf32"); }
+
+void sgd_step(const Tensor&, const Tensor&, const Tensor&, const k::SgdArgs&) {
+  not_built("SGD step");
+}
+void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+               const k::AdamArgs&) {
+  not_built("Adam step");
+}
 bool allow_tf32() { return false; }
 void cublas_gemm(const Tensor&, const Tensor&, const Tensor&) { not_built("cublas_gemm"); }
 
