@@ -13,6 +13,7 @@
 
 #include "data/random.h"
 #include "tessera/core/error.h"
+#include "tessera/runtime/parallel.h"
 #include "tessera/runtime/profiler.h"
 
 namespace tessera::data {
@@ -116,7 +117,8 @@ class Epoch {
       if (stop_) return;
       const int64_t k = claimed_++;
       lock.unlock();
-      Slot s = build(k);
+      Slot s;
+      run_serially([&] { s = build(k); });  // one core for loading, the pool for the step
       lock.lock();
       // After a stream end or an error nothing past k is built.
       if (!s.value) end_ = std::min(end_, s.error ? k + 1 : k);

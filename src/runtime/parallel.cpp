@@ -64,6 +64,13 @@ void set_num_threads(int n) {
   s.threads.store(n, std::memory_order_relaxed);
 }
 
+void run_serially(const std::function<void()>& fn) {
+  // A one-slot arena per thread, reserved for that thread: tasks spawned inside it (every
+  // parallel_for) can only run here.
+  thread_local tbb::task_arena arena(1, 1);
+  arena.execute(fn);
+}
+
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);

@@ -56,6 +56,27 @@ TEST(Parallel, ForCoversEveryIndexOnce) {
   for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << i;
 }
 
+// Inside run_serially every chunk of a parallel loop runs on the calling thread. Each chunk
+// sleeps, so without it an idle pool thread would take the second chunk.
+TEST(Parallel, RunSeriallyKeepsLoopsOnTheCallingThread) {
+  std::set<std::thread::id> ids;
+  std::mutex mu;
+  int64_t covered = 0;
+  std::thread background([&] {
+    run_serially([&] {
+      parallel_for(int64_t{1} << 20, 1024, [&](int64_t b, int64_t e) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        std::lock_guard lock(mu);
+        ids.insert(std::this_thread::get_id());
+        covered += e - b;
+      });
+    });
+    EXPECT_EQ(ids, std::set<std::thread::id>{std::this_thread::get_id()});
+  });
+  background.join();
+  EXPECT_EQ(covered, int64_t{1} << 20);
+}
+
 TEST(Parallel, ForOverRange) {
   std::vector<std::atomic<int>> hits(200);
   parallel_for(50, 150, 7, [&](int64_t b, int64_t e) {

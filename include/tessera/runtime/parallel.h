@@ -25,6 +25,10 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
 int num_threads();
 /// Caps every Tessera parallel construct (loops, reductions, task graphs) at n threads.
 void set_num_threads(int n);
+/// Runs fn on the calling thread with every parallel loop inside it run serially there. For
+/// background threads (DataLoader workers): their work then never takes the pool's threads
+/// from the computation in the foreground.
+void run_serially(const std::function<void()>& fn);
 /// Parses a TESSERA_NUM_THREADS value: a positive decimal integer, else nullopt.
 std::optional<int> parse_num_threads(std::string_view text);
 
