@@ -7,6 +7,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "tessera/tessera.h"
+
 namespace tessera::bench {
 
 namespace {
@@ -52,6 +54,23 @@ std::vector<double> median_seconds_interleaved(const std::vector<std::function<v
   std::vector<double> out;
   for (auto& t : times) out.push_back(median(std::move(t)));
   return out;
+}
+
+std::shared_ptr<nn::Module> mlp_model() {
+  return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(784, 128),
+                                          std::make_shared<nn::ReLU>(),
+                                          std::make_shared<nn::Linear>(128, 10));
+}
+
+std::shared_ptr<nn::Module> lenet5_model() {
+  return std::make_shared<nn::Sequential>(
+      std::make_shared<nn::Conv2d>(1, 6, 5, nn::ConvOptions{.padding = 2}),
+      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
+      std::make_shared<nn::Conv2d>(6, 16, 5), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
+      std::make_shared<nn::Linear>(16 * 5 * 5, 120), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(120, 84), std::make_shared<nn::ReLU>(),
+      std::make_shared<nn::Linear>(84, 10));
 }
 
 const std::vector<Suite>& suites() {

@@ -2,8 +2,13 @@
 // The benchmark harness behind `tessera bench`: medians of repeated timings, each case
 // reported against a peer or limit measured in the same run.
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace tessera::nn {
+class Module;
+}
 
 namespace tessera::bench {
 
@@ -29,6 +34,11 @@ double median_seconds(const std::function<void()>& fn, const Options& opt);
 /// (shared cores, frequency changes) hits each of them alike; used for ratio-to-peer cases.
 std::vector<double> median_seconds_interleaved(const std::vector<std::function<void()>>& fns,
                                                const Options& opt);
+
+/// The models of the training cases (`bench train`, `bench gpu`, and the PyTorch scripts in
+/// compare/): MLP 784-128-10 with ReLU, and LeNet-5 on 28x28 images.
+std::shared_ptr<nn::Module> mlp_model();
+std::shared_ptr<nn::Module> lenet5_model();
 
 /// A suite: a name and a function producing records.
 struct Suite {

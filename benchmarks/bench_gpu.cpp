@@ -126,23 +126,6 @@ Record tiny_op_case(const Options& opt) {
           "<= 4 us"};
 }
 
-std::shared_ptr<nn::Module> mlp() {
-  return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(784, 128),
-                                          std::make_shared<nn::ReLU>(),
-                                          std::make_shared<nn::Linear>(128, 10));
-}
-
-std::shared_ptr<nn::Module> lenet5() {
-  return std::make_shared<nn::Sequential>(
-      std::make_shared<nn::Conv2d>(1, 6, 5, nn::ConvOptions{.padding = 2}),
-      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
-      std::make_shared<nn::Conv2d>(6, 16, 5), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
-      std::make_shared<nn::Linear>(16 * 5 * 5, 120), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::Linear>(120, 84), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::Linear>(84, 10));
-}
-
 // Milliseconds per training step (forward, cross-entropy, backward, AdamW) on the GPU, each
 // step waited for, as a training loop that reads its loss would.
 Record step_case(const std::string& name, const std::shared_ptr<nn::Module>& model, const Tensor& x,
@@ -179,12 +162,12 @@ std::vector<Record> run_gpu(const Options& opt) {
   const std::string mlp_name = "MLP 784-128-10 batch 256 train step (AdamW) on the GPU";
   attempt(out, mlp_name, [&] {
     return std::vector<Record>{
-        step_case(mlp_name, mlp(), randn({256, 784}), randint(0, 10, {256}), opt)};
+        step_case(mlp_name, mlp_model(), randn({256, 784}), randint(0, 10, {256}), opt)};
   });
   const std::string lenet_name = "LeNet-5 28x28 batch 64 train step (AdamW) on the GPU";
   attempt(out, lenet_name, [&] {
     return std::vector<Record>{
-        step_case(lenet_name, lenet5(), randn({64, 1, 28, 28}), randint(0, 10, {64}), opt)};
+        step_case(lenet_name, lenet5_model(), randn({64, 1, 28, 28}), randint(0, 10, {64}), opt)};
   });
   return out;
 }

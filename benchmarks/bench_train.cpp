@@ -10,23 +10,6 @@ namespace {
 
 namespace F = nn::functional;
 
-std::shared_ptr<nn::Module> mlp() {
-  return std::make_shared<nn::Sequential>(std::make_shared<nn::Linear>(784, 128),
-                                          std::make_shared<nn::ReLU>(),
-                                          std::make_shared<nn::Linear>(128, 10));
-}
-
-std::shared_ptr<nn::Module> lenet5() {
-  return std::make_shared<nn::Sequential>(
-      std::make_shared<nn::Conv2d>(1, 6, 5, nn::ConvOptions{.padding = 2}),
-      std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2),
-      std::make_shared<nn::Conv2d>(6, 16, 5), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
-      std::make_shared<nn::Linear>(16 * 5 * 5, 120), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::Linear>(120, 84), std::make_shared<nn::ReLU>(),
-      std::make_shared<nn::Linear>(84, 10));
-}
-
 // Seconds per training step of model on (x, y).
 double step_seconds(nn::Module& model, const Tensor& x, const Tensor& y, const Options& opt) {
   optim::AdamW optimizer(model.parameters(), {.lr = 1e-3});
@@ -43,7 +26,7 @@ double step_seconds(nn::Module& model, const Tensor& x, const Tensor& y, const O
 // DataLoader with one worker thread (it builds the next batches while the step runs) against
 // as many steps on one fixed batch, timed in alternation.
 Record loader_overhead(const std::shared_ptr<data::TensorDataset>& ds, const Options& opt) {
-  auto model = mlp();
+  auto model = mlp_model();
   optim::AdamW optimizer(model->parameters(), {.lr = 1e-3});
   auto step = [&](const Tensor& x, const Tensor& y) {
     Tensor loss = F::cross_entropy((*model)(x), y);
@@ -82,11 +65,11 @@ std::vector<Record> run_train(const Options& opt) {
   manual_seed(0);
   std::vector<Record> out;
   Tensor x = randn({256, 784}), y = randint(0, 10, {256});
-  auto m = mlp();
+  auto m = mlp_model();
   const double t_mlp = step_seconds(*m, x, y, opt);
   out.push_back(step_record("MLP 784-128-10 batch 256 train step (AdamW)", t_mlp));
   Tensor img = randn({64, 1, 28, 28}), lbl = randint(0, 10, {64});
-  auto l = lenet5();
+  auto l = lenet5_model();
   out.push_back(
       step_record("LeNet-5 28x28 batch 64 train step (AdamW)", step_seconds(*l, img, lbl, opt)));
   // The loader's cost per MLP batch: shuffled batches of 256 from an in-memory dataset.

@@ -17,51 +17,22 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_compare import median_step, torch_cases  # noqa: E402  (the same models and step)
 
 STEPS = {"MLP": "MLP 784-128-10 batch 256 train step", "LeNet-5": "LeNet-5 28x28 batch 64"}
 
 
 def torch_steps(repeats):
     import torch
-    import torch.nn as nn
 
     torch.manual_seed(0)
     dev = torch.device("cuda:0")
-
-    def median_step(model, x, y):
-        model = model.to(dev)
-        x, y = x.to(dev), y.to(dev)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss_fn = nn.CrossEntropyLoss()
-
-        def step():
-            loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            torch.cuda.synchronize()
-
-        for _ in range(5):
-            step()
-        times = []
-        for _ in range(repeats):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 0.05:
-                step()
-                n += 1
-            times.append((time.perf_counter() - t0) / n)
-        return statistics.median(times)
-
-    mlp = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-    lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                          nn.Linear(84, 10))
-    return {
-        "MLP": median_step(mlp, torch.randn(256, 784), torch.randint(0, 10, (256,))),
-        "LeNet-5": median_step(lenet, torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))),
-    }, torch.cuda.get_device_name(0)
+    steps = {name: median_step(torch, model.to(dev), x.to(dev), y.to(dev), repeats,
+                               sync=torch.cuda.synchronize)
+             for name, (model, x, y) in torch_cases(torch).items()}
+    return steps, torch.cuda.get_device_name(0)
 
 
 def tessera_records(binary, repeats):

@@ -24,42 +24,51 @@ import time
 TARGETS = {"MLP": 1.5, "LeNet-5": 1.2}
 
 
-def torch_steps(threads, repeats):
-    import torch
-    import torch.nn as nn
+def median_step(torch, model, x, y, repeats, sync=lambda: None):
+    """Median seconds of one training step (forward, cross-entropy, backward, AdamW) over
+    `repeats` timed runs of at least 50 ms each; sync() ends each step (a GPU waits there)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    def step():
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sync()
 
-    def median_step(model, x, y):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        loss_fn = nn.CrossEntropyLoss()
+    step()
+    times = []
+    for _ in range(repeats):
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 0.05:
+            step()
+            n += 1
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
 
-        def step():
-            loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
 
-        step()
-        times = []
-        for _ in range(repeats):
-            n, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 0.05:
-                step()
-                n += 1
-            times.append((time.perf_counter() - t0) / n)
-        return statistics.median(times)
-
+def torch_cases(torch):
+    """The training cases of `tessera bench train`: name -> (model, inputs, targets)."""
+    nn = torch.nn
     mlp = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
                           nn.Linear(84, 10))
     return {
-        "MLP": median_step(mlp, torch.randn(256, 784), torch.randint(0, 10, (256,))),
-        "LeNet-5": median_step(lenet, torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))),
+        "MLP": (mlp, torch.randn(256, 784), torch.randint(0, 10, (256,))),
+        "LeNet-5": (lenet, torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))),
     }
+
+
+def torch_steps(threads, repeats):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    return {name: median_step(torch, model, x, y, repeats)
+            for name, (model, x, y) in torch_cases(torch).items()}
 
 
 def tessera_records(binary, threads, repeats):

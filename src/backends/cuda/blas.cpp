@@ -100,10 +100,16 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+constexpr double kOne64 = 1, kZero64 = 0;
+constexpr float kOne32 = 1, kZero32 = 0;
+
 struct Types {
   cudaDataType data;
   cublasComputeType_t compute;
   bool f64;
+  // alpha = 1 and beta = 0 in the type cuBLAS reads them in (the compute type's scalar).
+  const void* one() const { return f64 ? static_cast<const void*>(&kOne64) : &kOne32; }
+  const void* zero() const { return f64 ? static_cast<const void*>(&kZero64) : &kZero32; }
 };
 Types types_of(DType dt) {
   switch (dt) {
@@ -116,6 +122,17 @@ Types types_of(DType dt) {
     default:
       return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, false};
   }
+}
+
+// Runs fn(handle) with the device's cuBLAS handle, under its lock, bound to the current stream.
+template <class F>
+void with_handle(int dev, F&& fn) {
+  Handles& hs = handles();
+  std::lock_guard lock(hs.mu);
+  cublasHandle_t& h = hs.h[static_cast<size_t>(dev)];
+  if (!h) check(cublasCreate(&h), "cublasCreate");
+  check(cublasSetStream(h, current_stream(dev)), "cublasSetStream");
+  fn(h);
 }
 
 bool matmul_supports(Inputs in, const Attrs&) {
@@ -139,23 +156,16 @@ void matmul_kernel(Inputs in, Outputs out, const Attrs&) {
   for (int64_t s : batch) count *= s;
   const Operand A = operand(a, batch), B = operand(b, batch);
   const Types t = types_of(c.dtype());
-  const double one64 = 1, zero64 = 0;
-  const float one32 = 1, zero32 = 0;
-  const void* alpha = t.f64 ? static_cast<const void*>(&one64) : &one32;
-  const void* beta = t.f64 ? static_cast<const void*>(&zero64) : &zero32;
-  Handles& hs = handles();
-  std::lock_guard lock(hs.mu);
-  cublasHandle_t& h = hs.h[static_cast<size_t>(dev)];
-  if (!h) check(cublasCreate(&h), "cublasCreate");
-  check(cublasSetStream(h, stream), "cublasSetStream");
   // C^T (n x m, column-major, ld n) = B^T (n x k) * A^T (k x m).
-  check(cublasGemmStridedBatchedEx(h, B.layout.op, A.layout.op, as_int(n, "n"), as_int(m, "m"),
-                                   as_int(k, "k"), alpha, B.ptr, t.data, as_int(B.layout.ld, "ldb"),
-                                   B.batch_stride, A.ptr, t.data, as_int(A.layout.ld, "lda"),
-                                   A.batch_stride, beta, c.raw_data(), t.data,
-                                   as_int(std::max<int64_t>(1, n), "ldc"), m * n,
-                                   as_int(count, "batch"), t.compute, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmStridedBatchedEx");
+  with_handle(dev, [&](cublasHandle_t h) {
+    check(cublasGemmStridedBatchedEx(h, B.layout.op, A.layout.op, as_int(n, "n"), as_int(m, "m"),
+                                     as_int(k, "k"), t.one(), B.ptr, t.data,
+                                     as_int(B.layout.ld, "ldb"), B.batch_stride, A.ptr, t.data,
+                                     as_int(A.layout.ld, "lda"), A.batch_stride, t.zero(),
+                                     c.raw_data(), t.data, as_int(std::max<int64_t>(1, n), "ldc"),
+                                     m * n, as_int(count, "batch"), t.compute, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmStridedBatchedEx");
+  });
   launched(dev, "matmul");
 }
 
@@ -166,20 +176,13 @@ void cublas_gemm(const Tensor& a, const Tensor& b, const Tensor& c) {
   DeviceGuard guard(dev);
   const int64_t m = a.size(0), k = a.size(1), n = b.size(1);
   const Types t = types_of(c.dtype());
-  const double one64 = 1, zero64 = 0;
-  const float one32 = 1, zero32 = 0;
-  const void* alpha = t.f64 ? static_cast<const void*>(&one64) : &one32;
-  const void* beta = t.f64 ? static_cast<const void*>(&zero64) : &zero32;
-  Handles& hs = handles();
-  std::lock_guard lock(hs.mu);
-  cublasHandle_t& h = hs.h[static_cast<size_t>(dev)];
-  if (!h) check(cublasCreate(&h), "cublasCreate");
-  check(cublasSetStream(h, current_stream(dev)), "cublasSetStream");
-  check(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"), as_int(k, "k"),
-                     alpha, b.raw_data(), t.data, as_int(n, "ldb"), a.raw_data(), t.data,
-                     as_int(k, "lda"), beta, c.raw_data(), t.data, as_int(n, "ldc"), t.compute,
-                     CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx");
+  with_handle(dev, [&](cublasHandle_t h) {
+    check(cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, as_int(n, "n"), as_int(m, "m"), as_int(k, "k"),
+                       t.one(), b.raw_data(), t.data, as_int(n, "ldb"), a.raw_data(), t.data,
+                       as_int(k, "lda"), t.zero(), c.raw_data(), t.data, as_int(n, "ldc"),
+                       t.compute, CUBLAS_GEMM_DEFAULT),
+          "cublasGemmEx");
+  });
 }
 
 void register_matmul_kernels(Registry& r) {
