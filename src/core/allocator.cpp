@@ -2,6 +2,8 @@
 // allocations of similar sizes reuse memory instead of going to the system.
 #include "tessera/core/allocator.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <atomic>
 #include <bit>
@@ -32,6 +34,21 @@ size_t bucket_size(size_t n) {
   return (n + step - 1) / step * step;
 }
 
+// Blocks from this size on (their bucket sizes are multiples of 2 MiB) are 2 MiB aligned and
+// advised to use transparent huge pages, where the system offers them on request: one
+// page-table entry per 2 MiB, so gathers of rows and GEMMs over large tensors miss the TLB far
+// less, and first touches fault 512 times fewer.
+constexpr size_t kHugePage = size_t{2} << 20, kHugeFrom = size_t{8} << 20;
+
+void* system_alloc(size_t cap) {
+  if (cap < kHugeFrom || cap % kHugePage != 0) return std::aligned_alloc(kCpuAlignment, cap);
+  void* p = std::aligned_alloc(kHugePage, cap);
+#ifdef MADV_HUGEPAGE
+  if (p) madvise(p, cap, MADV_HUGEPAGE);  // advice only: failure changes nothing
+#endif
+  return p;
+}
+
 class CpuCachingAllocator final : public Allocator {
  public:
   // Cached bytes beyond this are returned to the system at once.
@@ -54,7 +71,7 @@ class CpuCachingAllocator final : public Allocator {
       }
       current = note_alloc(cap);
     }
-    if (!p) p = std::aligned_alloc(kCpuAlignment, cap);
+    if (!p) p = system_alloc(cap);
     if (!p) {
       std::lock_guard lock(mu_);
       stats_.current_bytes -= static_cast<int64_t>(cap);

@@ -324,6 +324,18 @@ TEST(Core, RandomDistributions) {
   expect_throw_named<ValueError>([&] { bernoulli(tensor<float>({0.5f, 1.5f})); }, "bernoulli");
 }
 
+// Large blocks start on a 2 MiB boundary, so transparent huge pages (advised for them) can
+// back them whole; smaller ones keep the 64-byte alignment.
+TEST(Core, LargeAllocationsAreHugePageAligned) {
+  constexpr uintptr_t kTwoMiB = uintptr_t{2} << 20;
+  for (int64_t mib : {8, 9, 25, 64}) {
+    const Tensor t = Tensor::empty({mib << 18}, kFloat32);  // mib MiB
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.raw_data()) % kTwoMiB, 0u) << mib << " MiB";
+  }
+  const Tensor small = Tensor::empty({1 << 18}, kFloat32);  // 1 MiB
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.raw_data()) % kCpuAlignment, 0u);
+}
+
 TEST(Core, AllocatorStatsAndCache) {
   Allocator& a = cpu_allocator();
   a.empty_cache();
