@@ -204,6 +204,25 @@ def _split_aux(out, op):
     return out[0], out[1]
 
 
+class _OnLeaves:
+    """func as a function of flat tensors, for the C++ transforms: ``rebuild`` turns the tensors
+    back into func's positional arguments. Each call records the output's tree structure in
+    ``out_defs`` and, with has_aux, the aux value in ``aux``, for the caller to rebuild results."""
+
+    def __init__(self, func, rebuild, has_aux, op):
+        self.func, self.rebuild, self.has_aux, self.op = func, rebuild, has_aux, op
+        self.out_defs, self.aux = [], []
+
+    def __call__(self, tensors):
+        out = self.func(*self.rebuild(tensors))
+        if self.has_aux:
+            out, a = _split_aux(out, self.op)
+            self.aux.append(a)
+        out_leaves, d = _tensor_leaves(out, self.op, "outputs")
+        self.out_defs.append(d)
+        return out_leaves
+
+
 # ---- reverse mode ------------------------------------------------------------------------------
 
 _state = threading.local()  # .depth: reverse-mode transforms running on this thread
@@ -287,20 +306,10 @@ def vjp(func, *primals, has_aux=False):
     With has_aux, func returns ``(output, aux)`` and vjp returns ``(output, vjp_fn, aux)``.
     """
     leaves, treedef = _tensor_leaves(primals, "vjp", "primals")
-    out_def, aux = [], []
-
-    def f(tensors):
-        out = func(*tree_unflatten(treedef, tensors))
-        if has_aux:
-            out, a = _split_aux(out, "vjp")
-            aux.append(a)
-        out_leaves, d = _tensor_leaves(out, "vjp", "outputs")
-        out_def.append(d)
-        return out_leaves
-
+    f = _OnLeaves(func, lambda tensors: tree_unflatten(treedef, tensors), has_aux, "vjp")
     with _ReverseScope():
         outs, pull = _A.vjp(f, leaves)
-    out_tree = out_def[-1]
+    out_tree = f.out_defs[-1]
     if _depth() == 0 and not any(p.requires_grad for p in leaves):
         outs = [o.detach() for o in outs]  # nothing outside can differentiate them
 
@@ -316,7 +325,7 @@ def vjp(func, *primals, has_aux=False):
         return tree_unflatten(treedef, pull(cot))
 
     out = tree_unflatten(out_tree, outs)
-    return (out, vjp_fn, aux[-1]) if has_aux else (out, vjp_fn)
+    return (out, vjp_fn, f.aux[-1]) if has_aux else (out, vjp_fn)
 
 
 # ---- forward mode ------------------------------------------------------------------------------
@@ -333,20 +342,11 @@ def jvp(func, primals, tangents, *, has_aux=False):
     t_leaves, t_def = _tensor_leaves(tuple(tangents), "jvp", "tangents")
     if p_def != t_def:
         raise ValueError(f"jvp: tangents have structure {t_def!r}, primals {p_def!r}")
-    out_def, aux = [], []
-
-    def f(tensors):
-        out = func(*tree_unflatten(p_def, tensors))
-        if has_aux:
-            out, a = _split_aux(out, "jvp")
-            aux.append(a)
-        out_leaves, d = _tensor_leaves(out, "jvp", "outputs")
-        out_def.append(d)
-        return out_leaves
-
+    f = _OnLeaves(func, lambda tensors: tree_unflatten(p_def, tensors), has_aux, "jvp")
     values, out_tangents = _A.jvp(f, p_leaves, t_leaves)
-    res = (tree_unflatten(out_def[-1], values), tree_unflatten(out_def[-1], out_tangents))
-    return res + (aux[-1],) if has_aux else res
+    out_tree = f.out_defs[-1]
+    res = (tree_unflatten(out_tree, values), tree_unflatten(out_tree, out_tangents))
+    return res + (f.aux[-1],) if has_aux else res
 
 
 # ---- vmap --------------------------------------------------------------------------------------
@@ -398,19 +398,12 @@ def vmap(func, in_axes=0, out_axes=0):
                 raise ValueError(f"vmap: in_axes gives dim {ax} for a leaf of type "
                                  f"{type(x).__name__}; only tensors can be mapped over "
                                  "(use None for it)")
-        out_def = []
-
-        def f(tensors):
-            out = func(*flat.rebuild(tensors), **kwargs)
-            out_leaves, d = _tensor_leaves(out, "vmap", "outputs")
-            out_def.append(d)
-            return out_leaves
-
+        f = _OnLeaves(functools.partial(func, **kwargs), flat.rebuild, False, "vmap")
         outs = _A.vmap(f, flat.tensors, [axes[i] for i in flat.where])
-        out = tree_unflatten(out_def[-1], outs)
+        out = tree_unflatten(f.out_defs[-1], outs)
         moved = [_move_batch_dim(t, a) for t, a in
                  zip(outs, _broadcast_prefix(out_axes, out, "vmap: out_axes"))]
-        return tree_unflatten(out_def[-1], moved)
+        return tree_unflatten(f.out_defs[-1], moved)
 
     return vmapped
 
@@ -425,23 +418,13 @@ def _jacobian(func, argnums, has_aux, forward):
         nums = _argnums(argnums, len(args), op)
         flat = _Flat(args)
         diff = flat.tensor_indices(nums, op)
-        out_def, aux = [], []
-
-        def f(tensors):
-            out = func(*flat.rebuild(tensors), **kwargs)
-            if has_aux:
-                out, a = _split_aux(out, op)
-                aux.append(a)
-            out_leaves, d = _tensor_leaves(out, op, "outputs")
-            out_def.append(d)
-            return out_leaves
-
+        f = _OnLeaves(functools.partial(func, **kwargs), flat.rebuild, has_aux, op)
         with _ReverseScope():
             blocks = _A.jacobian(f, flat.tensors, diff, forward)
         per_out = [flat.regroup(nums, row) for row in blocks]
         per_out = [p[0] if isinstance(argnums, int) else tuple(p) for p in per_out]
-        jac = tree_unflatten(out_def[-1], per_out)
-        return (jac, aux[0]) if has_aux else jac
+        jac = tree_unflatten(f.out_defs[-1], per_out)
+        return (jac, f.aux[0]) if has_aux else jac
 
     return jac_f
 
