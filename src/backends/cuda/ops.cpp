@@ -268,15 +268,20 @@ void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   launched(dev, e.name);
 }
 
+// The launch geometry of y = op(x, w), x and w broadcast to y's shape.
+k::Geometry binary_geometry(const Tensor& x, const Tensor& w, const Tensor& y, const char* op) {
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), op);
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), op);
+  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
+  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
+  return make_geometry(y.shape(), strides, ptrs, op);
+}
+
 void run_binary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &w = in[1], &y = out[0];
   if (y.numel() == 0) return;
   const double alpha = a.has("alpha") ? a.get<Scalar>("alpha").to<double>() : 1.0;
-  const Strides sx = cpu::broadcast_strides(x, y.shape(), e.name);
-  const Strides sw = cpu::broadcast_strides(w, y.shape(), e.name);
-  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
-  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
-  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  const k::Geometry g = binary_geometry(x, w, y, e.name);
   const int dev = y.device().index;
   DeviceGuard guard(dev);
   k::binary(e.op, dtype_code(x.dtype()), x.raw_data(), w.raw_data(), y.raw_data(), alpha, g,
@@ -287,11 +292,7 @@ void run_binary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
 void run_compare(const Entry& e, Inputs in, Outputs out) {
   const Tensor &x = in[0], &w = in[1], &y = out[0];
   if (y.numel() == 0) return;
-  const Strides sx = cpu::broadcast_strides(x, y.shape(), e.name);
-  const Strides sw = cpu::broadcast_strides(w, y.shape(), e.name);
-  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
-  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
-  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  const k::Geometry g = binary_geometry(x, w, y, e.name);
   const int dev = y.device().index;
   DeviceGuard guard(dev);
   k::compare(e.op, dtype_code(x.dtype()), x.raw_data(), w.raw_data(), y.raw_data(), g,
