@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "tessera/core/tensor.h"
+
 namespace tessera {
 
 struct MatrixLayout {
@@ -21,6 +23,16 @@ inline std::optional<MatrixLayout> matrix_layout(int64_t rows, int64_t cols, int
   if ((rows == 1 || rs == 1) && (cols == 1 || cs >= std::max<int64_t>(1, rows)))
     return MatrixLayout{true, cols == 1 ? std::max<int64_t>(1, rows) : cs};
   return std::nullopt;
+}
+
+/// Element strides of a matmul operand t (its last two dims are the matrix) along each dim of
+/// the broadcast batch shape: 0 where t has no such dim or has size 1 there.
+inline Strides matmul_batch_strides(const Tensor& t, const Shape& batch) {
+  Strides s(batch.size(), 0);
+  const size_t own = static_cast<size_t>(t.dim()) - 2, lead = batch.size() - own;
+  for (size_t i = 0; i < own; ++i)
+    if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
+  return s;
 }
 
 }  // namespace tessera

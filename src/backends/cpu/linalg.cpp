@@ -28,21 +28,13 @@ struct Geometry {
   int64_t a_rs, a_cs, b_rs, b_cs;
 };
 
-Strides batch_strides(const Tensor& t, const Shape& batch) {
-  Strides s(batch.size(), 0);
-  const size_t own = static_cast<size_t>(t.dim()) - 2, lead = batch.size() - own;
-  for (size_t i = 0; i < own; ++i)
-    if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
-  return s;
-}
-
 Geometry geometry(const Tensor& a, const Tensor& b, const Tensor& c) {
   Geometry g;
   g.m = a.size(-2), g.k = a.size(-1), g.n = b.size(-1);
   g.batch.assign(c.shape().begin(), c.shape().end() - 2);
   for (int64_t s : g.batch) g.count *= s;
-  g.a_batch = batch_strides(a, g.batch);
-  g.b_batch = batch_strides(b, g.batch);
+  g.a_batch = matmul_batch_strides(a, g.batch);
+  g.b_batch = matmul_batch_strides(b, g.batch);
   g.a_rs = a.stride(-2), g.a_cs = a.stride(-1), g.b_rs = b.stride(-2), g.b_cs = b.stride(-1);
   return g;
 }

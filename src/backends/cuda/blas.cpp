@@ -65,14 +65,6 @@ std::optional<int64_t> uniform_stride(const Shape& batch, const Strides& s) {
   return inner.value_or(0);
 }
 
-Strides batch_strides(const Tensor& t, const Shape& batch) {
-  Strides s(batch.size(), 0);
-  const size_t own = static_cast<size_t>(t.dim()) - 2, lead = batch.size() - own;
-  for (size_t i = 0; i < own; ++i)
-    if (t.shape()[i] != 1) s[lead + i] = t.strides()[i];
-  return s;
-}
-
 struct Operand {
   Tensor keep;  // the packed copy, when one was needed
   const void* ptr;
@@ -83,7 +75,7 @@ struct Operand {
 Operand operand(const Tensor& x, const Shape& batch) {
   const int64_t rows = x.size(-2), cols = x.size(-1);
   auto layout = gemm_layout(rows, cols, x.stride(-2), x.stride(-1));
-  auto stride = uniform_stride(batch, batch_strides(x, batch));
+  auto stride = uniform_stride(batch, matmul_batch_strides(x, batch));
   if (layout && stride) return {Tensor(), x.raw_data(), *layout, *stride};
   Shape full = batch;
   full.push_back(rows);
