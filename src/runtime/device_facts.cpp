@@ -226,18 +226,6 @@ const DeviceFacts* publish_locked(State& s, DeviceFacts f, std::string_view sour
 
 // ---- measurement -------------------------------------------------------------------------
 
-template <class F>
-double best_seconds(int reps, F&& fn) {
-  double best = 1e300;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
-}
-
 // GEMM-bound peak: one square product through the GEMM matmul runs on (cpu::gemm: oneDNN or
 // BLAS per block, blocks over the kernel threads), best of three.
 template <class T>
@@ -247,7 +235,7 @@ double gemm_peak(int n) {
     cpu::gemm(CblasNoTrans, CblasNoTrans, m, m, m, a.data(), m, b.data(), m, T(0), c.data(), m);
   };
   run(n / 4);  // wakes the pool's threads
-  const double t = best_seconds(3, [&] { run(n); });
+  const double t = detail::best_seconds(3, [&] { run(n); });
   return 2.0 * n * static_cast<double>(n) * n / t;
 }
 
@@ -255,7 +243,7 @@ double gemm_peak(int n) {
 double copy_bandwidth(size_t bytes) {
   std::vector<char> src(bytes, 1), dst(bytes, 0);  // touched, so page faults are not timed
   const auto n = static_cast<int64_t>(bytes);
-  const double t = best_seconds(3, [&] {
+  const double t = detail::best_seconds(3, [&] {
     parallel_for(n, 1 << 20, [&](int64_t b, int64_t e) {
       std::memcpy(dst.data() + b, src.data() + b, static_cast<size_t>(e - b));
     });
@@ -267,10 +255,10 @@ double copy_bandwidth(size_t bytes) {
 double op_overhead(int ops) {
   Tensor a = ones({1}), b = ones({1});
   const int batches = 5, per = std::max(1, ops / batches);
-  return best_seconds(batches,
-                      [&] {
-                        for (int i = 0; i < per; ++i) (void)add(a, b);
-                      }) /
+  return detail::best_seconds(batches,
+                              [&] {
+                                for (int i = 0; i < per; ++i) (void)add(a, b);
+                              }) /
          per;
 }
 
@@ -410,6 +398,17 @@ std::string device_facts_source(Device device) {
 }
 
 namespace detail {
+
+double best_seconds(int reps, const std::function<void()>& fn) {
+  double best = 1e300;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
 
 std::map<std::string, std::string> cached_choices() {
   State& s = state();

@@ -2,9 +2,10 @@
 // (cuBLAS, as matmul runs), copy bandwidth on the device, pinned host<->device bandwidth,
 // transfer latency and the funnel's overhead per GPU op. Timed with CUDA events where the
 // work is on the device, with the host clock where the host waits anyway.
-#include <chrono>
+#include <functional>
 
 #include "backends/cuda/common.h"
+#include "runtime/calibration.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/linalg.h"
@@ -29,17 +30,10 @@ double best_ms(int device, int reps, int inner, F&& fn) {
   return best;
 }
 
-template <class F>
-double best_host_seconds(int reps, F&& fn) {
+// Best host-clock seconds of fn after one warm-up call (where the host waits anyway).
+double best_host_seconds(int reps, const std::function<void()>& fn) {
   fn();
-  double best = 1e300;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    best = std::min(best,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return best;
+  return detail::best_seconds(reps, fn);
 }
 
 double gemm_peak(Device d, DType dt, int64_t n) {
