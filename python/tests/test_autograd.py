@@ -7,7 +7,7 @@ import pytest
 
 import tessera as ts
 from tessera import autograd as ag
-from conftest import requires_torch, torch
+from conftest import numerical_grad, requires_torch, torch
 
 # Scalar functions written with methods that tessera and PyTorch tensors share, so one lambda
 # runs on both.
@@ -18,17 +18,6 @@ FUNCS = {
     "log1p_exp_mean": lambda x: (1 + x.exp()).log().mean(),
     "rational_cube": lambda x: (x / (1 + x * x)).pow(3).sum(),
 }
-
-
-def numerical_grad(f, x, eps=1e-6):
-    """Central differences of f (tensor -> scalar tensor) at the float64 array x."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(ts.tensor(xp)).item() - f(ts.tensor(xm)).item()) / (2 * eps)
-    return g
 
 
 def leaf(a):

@@ -7,7 +7,7 @@ import pytest
 
 import tessera as ts
 from tessera import func as F
-from conftest import requires_torch, torch
+from conftest import numerical_grad, requires_torch, torch
 
 # Scalar functions of one tensor, written with methods tessera and PyTorch share.
 FUNCS = {
@@ -20,17 +20,6 @@ FUNCS = {
 
 def t64(a):
     return ts.tensor(np.asarray(a, dtype=np.float64))
-
-
-def numerical_grad(f, x, eps=1e-6):
-    """Central differences of f (tensor -> scalar tensor) at the float64 array x."""
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        xp, xm = x.copy(), x.copy()
-        xp[i] += eps
-        xm[i] -= eps
-        g[i] = (f(t64(xp)).item() - f(t64(xm)).item()) / (2 * eps)
-    return g
 
 
 def numerical_jacobian(f, x, eps=1e-6):
