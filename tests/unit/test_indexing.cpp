@@ -233,6 +233,8 @@ const bool registered = register_entries({
               {"dim 0", {random_tensor({4, 3}, dt), ids({2, 0, 2}), num(0)}},
               {"dim 1 non-contiguous", {noncontiguous({4, 6}, dt), ids({5, 0}), num(1)}},
               {"negative dim", {random_tensor({2, 3, 4}, dt), ids({3, 3, 1, 0}), num(-1)}},
+              {"middle dim, blocks of 70", {random_tensor({3, 40, 70}, dt),
+                                            rnd_index({30}, 40, 5), num(1)}},
               {"empty index", {random_tensor({4, 3}, dt), ids({}), num(0)}},
               {"0-d", {random_tensor({}, dt), ids({0}), num(0)}},
               {"large", {random_tensor({1000, 50}, dt), rnd_index({800}, 1000, 4), num(0)}},

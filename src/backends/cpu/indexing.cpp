@@ -1,6 +1,7 @@
 // CPU kernels of the indexing family, plus the table-move engine (index_tables.h) that the
 // shape kernels share. Values are only moved here, so kernels dispatch on item size; only the
 // accumulating scatters compute, per dtype.
+#include <algorithm>
 #include <cstring>
 
 #include "index_tables.h"
@@ -117,21 +118,48 @@ bool dense_row(const std::vector<int64_t>& table, int64_t itemsize) {
   return true;
 }
 
+// Gathered rows (a shuffled batch from a dataset) start at unpredictable addresses, so each
+// row's first lines miss the hardware prefetcher; reading kPrefetchRows rows ahead hides that
+// latency (256 rows of 3 KB from a 25 MB dataset: about 15% faster on 2 cores, 20% on one).
+// Rows under 256 bytes are left to the hardware; past 4 KB the row's own stream has trained it.
+constexpr int64_t kPrefetchRows = 4;
+constexpr int64_t kCacheLine = 64;
+
+// Copies rows [r0, r1) of row_bytes each. at(r, doff, soff) gives row r's byte offsets and
+// returns false when its source is the fill value, which fill_row(doff) then writes. memmove:
+// an in-place write such as index_put may read its own storage.
+template <class At, class FillRow>
+void copy_rows(char* dst, const char* src, int64_t r0, int64_t r1, int64_t row_bytes, At&& at,
+               FillRow&& fill_row) {
+  const int64_t prefetch = row_bytes < 256 ? 0 : std::min<int64_t>(row_bytes, 4096);
+  int64_t doff, soff;
+  // The prefetch loop stays inline: GCC drops calls to a helper whose only effect is
+  // __builtin_prefetch, as if it did nothing.
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t a = r == r0 ? r : r + kPrefetchRows; prefetch > 0 && a <= r + kPrefetchRows; ++a)
+      if (a < r1 && at(a, doff, soff))
+        for (int64_t o = 0; o < prefetch; o += kCacheLine) __builtin_prefetch(src + soff + o);
+    if (at(r, doff, soff))
+      std::memmove(dst + doff, src + soff, static_cast<size_t>(row_bytes));
+    else
+      fill_row(doff);
+  }
+}
+
 // Rows [r0, r1) when both sides' rows are dense (index_select of rows, contiguous slices,
-// cat): one memmove per row instead of one memcpy per element (memmove: an in-place write
-// such as index_put may read its own storage).
+// cat): one memmove per row instead of one memcpy per element.
 void copy_dense_rows(const Shape& shape, const TableSide& dst, const TableSide& src, int64_t r0,
                      int64_t r1, int64_t itemsize, const void* fill) {
   const int64_t n = shape.back();
-  for (int64_t r = r0; r < r1; ++r) {
-    int64_t doff, soff;
-    if (row_offsets(shape, dst, src, r, doff, soff)) {
-      std::memmove(dst.base + doff, src.base + soff, static_cast<size_t>(n * itemsize));
-      continue;
-    }
-    for (int64_t k = 0; k < n; ++k)
-      std::memcpy(dst.base + doff + k * itemsize, fill, static_cast<size_t>(itemsize));
-  }
+  copy_rows(
+      dst.base, src.base, r0, r1, n * itemsize,
+      [&](int64_t r, int64_t& doff, int64_t& soff) {
+        return row_offsets(shape, dst, src, r, doff, soff);
+      },
+      [&](int64_t doff) {
+        for (int64_t k = 0; k < n; ++k)
+          std::memcpy(dst.base + doff + k * itemsize, fill, static_cast<size_t>(itemsize));
+      });
 }
 
 template <size_t N>
@@ -236,9 +264,38 @@ namespace {
 
 int64_t item(const Tensor& t) { return static_cast<int64_t>(t.itemsize()); }
 
+// index_select of a contiguous x into a contiguous out as whole blocks: out[o, k, ...] =
+// x[o, idx[k], ...], each block the dims after d. No offset tables: this is a data loader's
+// batch gather, paid once per step.
+void gather_blocks(const Tensor& x, int64_t d, const Tensor& idx, const Tensor& out) {
+  int64_t outer = 1, inner = 1;
+  for (int64_t j = 0; j < d; ++j) outer *= x.shape()[j];
+  for (int64_t j = d + 1; j < x.dim(); ++j) inner *= x.shape()[j];
+  const int64_t block = inner * item(x), n = idx.numel(), rows = outer * n;
+  const std::vector<int64_t> offsets =  // checks every index, even when nothing is copied
+      index_offsets(idx, x.shape()[d], block, false, "index_select", d);
+  if (rows == 0 || block == 0) return;
+  const int64_t outer_bytes = x.shape()[d] * block;
+  const auto* src = static_cast<const char*>(x.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  auto move = [&](int64_t r0, int64_t r1) {
+    copy_rows(
+        dst, src, r0, r1, block,
+        [&](int64_t r, int64_t& doff, int64_t& soff) {
+          doff = r * block;
+          soff = r / n * outer_bytes + offsets[static_cast<size_t>(r % n)];
+          return true;
+        },
+        [](int64_t) {});
+  };
+  if (rows * inner <= kParallelGrain) return move(0, rows);
+  parallel_for(rows, std::max<int64_t>(1, kParallelGrain / inner), move);
+}
+
 void index_select_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
   const int64_t d = a.get<int64_t>("dim");
+  if (x.is_contiguous() && out[0].is_contiguous()) return gather_blocks(x, d, in[1], out[0]);
   // x's tables over the output's shape: x's own table along d would be as long as the dataset
   // when a loader gathers a small batch from it.
   TableSide s =
