@@ -46,6 +46,9 @@ class Epoch {
   /// Moves to the next batch; false at the end. Rethrows the error of a failed batch.
   bool advance() {
     if (done_) return false;
+    // Without workers the previous batch goes first, so its memory (still warm in cache) can
+    // hold the next one; a caller that kept a copy of it keeps it alive regardless.
+    if (threads_.empty()) current_ = {};
     Slot s = threads_.empty() ? make_here() : take();
     if (s.error) {
       done_ = true;

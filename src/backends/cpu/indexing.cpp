@@ -47,8 +47,9 @@ std::vector<int64_t> flat_offsets(const Shape& shape, const Strides& strides, in
 std::vector<int64_t> index_offsets(const Tensor& idx, int64_t size, int64_t stride_bytes,
                                    bool allow_negative, std::string_view op, int64_t dim) {
   const int64_t* p = idx.data_ptr<int64_t>();
-  std::vector<int64_t> out(idx.numel());
-  for (int64_t k = 0; k < idx.numel(); ++k) {
+  const int64_t n = idx.numel();
+  std::vector<int64_t> out(n);
+  for (int64_t k = 0; k < n; ++k) {
     int64_t v = p[k];
     if (v < 0 && allow_negative) v += size;
     if (v < 0 || v >= size)
