@@ -234,6 +234,86 @@ TEST(CudaCachingAllocator, DestructorReturnsTheCache) {
   EXPECT_TRUE(dev.live.empty());
 }
 
+// Events of the fake device: each records a stream's work so far; the test says when it is done.
+struct FakeEvents {
+  std::map<uintptr_t, bool> done;  // live events
+  uintptr_t next = 1;
+  int created = 0, destroyed = 0;
+
+  void attach(RawAllocator& raw) {
+    raw.record_event = [this](StreamId) {
+      ++created;
+      done[next] = false;
+      return reinterpret_cast<void*>(next++);
+    };
+    raw.event_done = [this](void* e) { return done.at(reinterpret_cast<uintptr_t>(e)); };
+    raw.destroy_event = [this](void* e) {
+      ASSERT_EQ(done.erase(reinterpret_cast<uintptr_t>(e)), 1u) << "destroyed an unknown event";
+      ++destroyed;
+    };
+  }
+};
+
+TEST(CudaCachingAllocator, RecordedStreamsHoldAFreedBlockUntilTheirSynchronization) {
+  FakeDevice dev{64 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());  // no event hooks: synchronizations only
+  size_t cap = 0;
+  void* p = a.allocate(4096, 1, &cap);
+  a.record_stream(p, 2);
+  a.record_stream(p, 3);
+  a.record_stream(p, 1);  // its own stream: nothing to wait for
+  a.deallocate(p);
+  EXPECT_EQ(a.num_held(), 1);
+  EXPECT_EQ(a.stats().current_bytes, 0);  // the tensor is gone; the block is not free yet
+  void* q = a.allocate(4096, 1, &cap);
+  EXPECT_NE(q, p) << "streams 2 and 3 may still be using p";
+  a.deallocate(q);
+  a.stream_synchronized(1);
+  a.stream_synchronized(2);
+  EXPECT_EQ(a.num_held(), 1) << "stream 3 has not been synchronized";
+  a.stream_synchronized(3);
+  EXPECT_EQ(a.num_held(), 0);
+  // Freed now, p is bound to its own stream 1 like any freed block.
+  EXPECT_EQ(a.allocate(4096, 1, &cap), p);
+  EXPECT_THROW(a.record_stream(reinterpret_cast<char*>(p) + 512, 2), ValueError);
+
+  void* r = a.allocate(4096, 1, &cap);
+  a.record_stream(r, 5);
+  a.deallocate(r);
+  a.device_synchronized();
+  EXPECT_EQ(a.num_held(), 0);
+}
+
+TEST(CudaCachingAllocator, RecordedStreamEventsReleaseAHeldBlockAtALaterAllocation) {
+  FakeDevice dev{64 * MiB};
+  FakeEvents events;
+  RawAllocator raw = dev.raw();
+  events.attach(raw);
+  {
+    CachingAllocator a(Device::cuda(0), raw);
+    size_t cap = 0;
+    void* p = a.allocate(8 * MiB, 1, &cap);
+    a.record_stream(p, 2);
+    a.record_stream(p, 2);  // once per stream
+    a.deallocate(p);
+    EXPECT_EQ(events.created, 1);
+    void* q = a.allocate(8 * MiB, 1, &cap);
+    EXPECT_NE(q, p) << "stream 2's work is not done";
+    a.deallocate(q);
+    events.done.begin()->second = true;  // stream 2 finished what it had queued
+    EXPECT_EQ(a.allocate(8 * MiB, 1, &cap), p);
+    EXPECT_EQ(events.destroyed, 1);
+
+    a.record_stream(p, 4);
+    a.deallocate(p);
+    EXPECT_EQ(a.num_held(), 1);
+    a.empty_cache();  // the held block keeps its segment
+    EXPECT_EQ(a.num_held(), 1);
+    EXPECT_EQ(a.num_segments(), 1);
+  }
+  EXPECT_EQ(events.destroyed, events.created) << "the allocator's end returns its events";
+}
+
 TEST(CudaCachingAllocator, ParsesByteCounts) {
   EXPECT_EQ(parse_bytes("4096", "x"), 4096);
   EXPECT_EQ(parse_bytes("512M", "x"), int64_t{512} << 20);

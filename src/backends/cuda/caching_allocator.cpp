@@ -15,6 +15,14 @@ namespace {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// At exit the device may already be gone; an event is then simply not returned.
+void try_destroy(const RawAllocator& raw, void* event) {
+  try {
+    raw.destroy_event(event);
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 std::string format_bytes(int64_t bytes) {
@@ -64,6 +72,9 @@ CachingAllocator::~CachingAllocator() {
     release_free_segments();
   } catch (...) {  // the device may already be gone at process exit
   }
+  for (Held& h : held_)
+    for (auto& [stream, event] : h.waits)
+      if (event) try_destroy(raw_, event);
   for (Block* head : segments_)
     for (Block* b = head; b;) delete std::exchange(b, b->next);
 }
@@ -94,6 +105,8 @@ void* CachingAllocator::allocate(size_t nbytes, StreamId stream, size_t* capacit
   {
     std::lock_guard lock(mu_);
     ++stats_.num_allocs;
+    if (!held_.empty() && raw_.event_done)
+      release_held([&](StreamId, void* event) { return event && raw_.event_done(event); });
     Pool& pool = pool_of(small);
     b = find_free(pool, stream, size);
     if (!b) b = find_free(pool, kAnyStream, size);
@@ -180,9 +193,59 @@ void CachingAllocator::deallocate(void* p) {
     stats_.current_bytes -= size;
     stats_.cached_bytes = reserved_ - stats_.current_bytes;
     current = stats_.current_bytes;
-    free_block(b);
+    if (b->uses.empty()) {
+      free_block(b);
+    } else {
+      hold(b);
+    }
   }
   notify_memory_observer(device_, -size, current);
+}
+
+void CachingAllocator::record_stream(void* p, StreamId stream) {
+  std::lock_guard lock(mu_);
+  auto it = live_.find(p);
+  if (it == live_.end())
+    fail<ValueError>("cuda.record_stream",
+                     "{} is not the start of a live block of the {} caching "
+                     "allocator",
+                     p, device_.str());
+  Block* b = it->second;
+  if (stream == b->stream || std::find(b->uses.begin(), b->uses.end(), stream) != b->uses.end())
+    return;
+  b->uses.push_back(stream);
+}
+
+// A freed block used on other streams stays busy until the work queued on each of them up to
+// now is done: an event per stream marks that point.
+void CachingAllocator::hold(Block* b) {
+  Held h{b, {}};
+  for (StreamId s : b->uses)
+    h.waits.emplace_back(s, raw_.record_event ? raw_.record_event(s) : nullptr);
+  b->uses.clear();
+  held_.push_back(std::move(h));
+}
+
+// Drops the waits that done(stream, event) says are over; a block with none left is freed.
+void CachingAllocator::release_held(const std::function<bool(StreamId, void*)>& done) {
+  std::vector<Held> still;
+  for (Held& h : held_) {
+    std::erase_if(h.waits, [&](const std::pair<StreamId, void*>& w) {
+      if (!done(w.first, w.second)) return false;
+      if (w.second) raw_.destroy_event(w.second);
+      return true;
+    });
+    if (h.waits.empty())
+      free_block(h.block);
+    else
+      still.push_back(std::move(h));
+  }
+  held_ = std::move(still);
+}
+
+int64_t CachingAllocator::num_held() const {
+  std::lock_guard lock(mu_);
+  return static_cast<int64_t>(held_.size());
 }
 
 // `other` (the block right after `into`) joins `into`.
@@ -241,11 +304,14 @@ void CachingAllocator::retag_free(StreamId from) {
 
 void CachingAllocator::stream_synchronized(StreamId stream) {
   std::lock_guard lock(mu_);
-  if (stream != kAnyStream) retag_free(stream);
+  if (stream == kAnyStream) return;
+  release_held([&](StreamId s, void*) { return s == stream; });
+  retag_free(stream);
 }
 
 void CachingAllocator::device_synchronized() {
   std::lock_guard lock(mu_);
+  release_held([](StreamId, void*) { return true; });
   retag_free(kAnyStream);
 }
 
@@ -270,6 +336,8 @@ void CachingAllocator::release_free_segments() {
 
 void CachingAllocator::empty_cache() {
   std::lock_guard lock(mu_);
+  if (!held_.empty() && raw_.event_done)
+    release_held([&](StreamId, void* event) { return event && raw_.event_done(event); });
   release_free_segments();
 }
 

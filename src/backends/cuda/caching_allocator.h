@@ -11,6 +11,9 @@
 // - a block belongs to the stream it was allocated on: once freed, it is reused only by
 //   requests on that stream (whose later work is ordered after the block's last use), until a
 //   synchronization of that stream or the device makes it free for every stream;
+// - a block also used on other streams (record_stream) is held when freed until the work
+//   queued on each of them by then is done: an event recorded on each at the free, polled at
+//   later allocations, or a synchronization of that stream or the device;
 // - when the device has no memory left (or the limit would be passed), the cache is returned
 //   to the device and the request retried once; then OutOfMemoryError says how much was asked,
 //   is in use and is cached.
@@ -22,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "tessera/core/allocator.h"
@@ -32,10 +36,14 @@ namespace tessera::cuda {
 using StreamId = uint64_t;
 
 /// The device's own allocator. alloc returns null when the device is out of memory (and
-/// throws on any other failure); free returns a segment.
+/// throws on any other failure); free returns a segment. The event hooks are optional: without
+/// them a block freed after record_stream waits for synchronizations only.
 struct RawAllocator {
   std::function<void*(size_t)> alloc;
   std::function<void(void*)> free;
+  std::function<void*(StreamId)> record_event;  ///< an event marking the stream's work so far
+  std::function<bool(void*)> event_done;        ///< whether that work is done
+  std::function<void(void*)> destroy_event;
 };
 
 class CachingAllocator {
@@ -56,8 +64,13 @@ class CachingAllocator {
 
   /// A block of at least nbytes usable on `stream`; *capacity gets its size.
   void* allocate(size_t nbytes, StreamId stream, size_t* capacity);
-  /// Returns a block to the cache (it stays bound to its stream).
+  /// Returns a block to the cache (it stays bound to its stream; with record_stream streams it
+  /// is held until their work so far is done).
   void deallocate(void* p);
+  /// The live block p (an allocation's start) is also used by work on `stream`.
+  void record_stream(void* p, StreamId stream);
+  /// Blocks freed and still held for other streams' work.
+  int64_t num_held() const;
   /// All work on `stream` is done: its free blocks become free for every stream.
   void stream_synchronized(StreamId stream);
   /// All work on the device is done: every free block becomes free for every stream.
@@ -88,7 +101,13 @@ class CachingAllocator {
     bool small = false;
     Block* prev = nullptr;  // neighbours within the segment
     Block* next = nullptr;
-    size_t segment_size = 0;  // set on a segment's first block only
+    size_t segment_size = 0;     // set on a segment's first block only
+    std::vector<StreamId> uses;  // other streams that used it (record_stream)
+  };
+  // A freed block waiting for work on other streams; stays `allocated` (busy) until then.
+  struct Held {
+    Block* block;
+    std::vector<std::pair<StreamId, void*>> waits;  // stream, event (null without event hooks)
   };
   struct Order {  // by stream, then best fit, then address
     bool operator()(const Block* a, const Block* b) const;
@@ -103,6 +122,8 @@ class CachingAllocator {
   Block* merge(Block* into, Block* other);
   void release_free_segments();
   void retag_free(StreamId from);
+  void hold(Block* b);
+  void release_held(const std::function<bool(StreamId, void*)>& done);
   [[noreturn]] void out_of_memory(size_t nbytes, size_t rounded, const char* why) const;
 
   Device device_;
@@ -110,6 +131,7 @@ class CachingAllocator {
   mutable std::mutex mu_;
   Pool small_, large_;
   std::unordered_map<void*, Block*> live_;
+  std::vector<Held> held_;
   std::vector<Block*> segments_;  // first block of each segment
   MemoryStats stats_;
   int64_t reserved_ = 0;
