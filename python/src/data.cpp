@@ -438,6 +438,7 @@ struct LoaderOptions {
   int64_t batch_size;
   bool shuffle, drop_last;
   int64_t num_workers, prefetch_factor;
+  bool pin_memory;
 };
 
 // Native map-style datasets without a collate_fn take the C++ path (Dataset::get_batch);
@@ -472,6 +473,7 @@ void init_loader(Loader* self, nb::handle dataset, const LoaderOptions& lo, nb::
   o.drop_last = lo.drop_last;
   o.num_workers = lo.num_workers;
   o.prefetch_factor = lo.prefetch_factor;
+  o.pin_memory = lo.pin_memory;
   o.generator = as_generator(generator, "DataLoader");
   o.seed = seed;
   Loader l{nb::borrow(dataset), nb::borrow(collate_fn), nb::borrow(generator), nullptr, nullptr};
@@ -704,15 +706,16 @@ void bind_loader(nb::module_& m) {
           "__init__",
           [](Loader* self, nb::handle dataset, int64_t batch_size, bool shuffle,
              int64_t num_workers, nb::handle collate_fn, bool drop_last, nb::handle generator,
-             std::optional<uint64_t> seed, int64_t prefetch_factor) {
+             std::optional<uint64_t> seed, int64_t prefetch_factor, bool pin_memory) {
             init_loader(self, dataset,
-                        {batch_size, shuffle, drop_last, num_workers, prefetch_factor}, collate_fn,
-                        generator, seed);
+                        {batch_size, shuffle, drop_last, num_workers, prefetch_factor, pin_memory},
+                        collate_fn, generator, seed);
           },
           nb::arg("dataset"), nb::arg("batch_size") = 1, nb::arg("shuffle") = false, nb::kw_only(),
           nb::arg("num_workers") = 0, nb::arg("collate_fn") = nb::none(),
           nb::arg("drop_last") = false, nb::arg("generator") = nb::none(),
-          nb::arg("seed") = nb::none(), nb::arg("prefetch_factor") = 2)
+          nb::arg("seed") = nb::none(), nb::arg("prefetch_factor") = 2,
+          nb::arg("pin_memory") = false)
       .def("__iter__", &begin_epoch, "Starts an epoch.")
       .def("__len__", &loader_len)
       .def_prop_ro(

@@ -572,3 +572,20 @@ def test_image_folder_and_read_image(tmp_path, rng):
     assert xb.shape == (4, 3, 3, 5) and yb.tolist() == [0, 0, 1, 1]
     with pytest.raises(ts.IOError, match="not a directory"):
         ImageFolder(tmp_path / "missing")
+
+
+def test_pin_memory_needs_a_cuda_device_or_pins_every_batch():
+    ds = TensorDataset(ts.arange(0, 40, dtype=ts.float32).reshape(10, 4), ts.arange(0, 10))
+    if not ts.cuda.is_available():
+        with pytest.raises(ts.DeviceError, match="pin_memory needs a CUDA device"):
+            DataLoader(ds, batch_size=4, pin_memory=True)
+        with pytest.raises(ts.DeviceError):
+            ts.ones(3).pin_memory()
+        assert not ts.ones(3).is_pinned()
+        return
+    seen = []
+    for x, y in DataLoader(ds, batch_size=4, num_workers=1, pin_memory=True):
+        assert x.is_pinned() and y.is_pinned()
+        gpu = x.to("cuda:0", non_blocking=True)
+        seen.append(gpu.cpu().numpy())
+    np.testing.assert_array_equal(np.concatenate(seen), np.arange(40, dtype=np.float32).reshape(10, 4))

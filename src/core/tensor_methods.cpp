@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "../ops/internal.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
 
 namespace tessera {
@@ -177,16 +178,23 @@ Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
 Tensor Tensor::clone() const { return dispatch1(prim("clone"), {*this}); }
 Tensor Tensor::to(DType dtype) const { return cast(*this, dtype); }
 
-Tensor Tensor::to(Device device) const {
+Tensor Tensor::to(Device device) const { return to(device, false); }
+
+Tensor Tensor::to(Device device, bool non_blocking) const {
   if (device.type == DeviceType::Auto || device == this->device()) return *this;
-  Tensor out = Tensor::empty(shape(), dtype(), device);  // NotBuiltError without that backend
-  return out.copy_(*this);
+  // An asynchronous download needs page-locked memory to land in.
+  Tensor out = non_blocking && device.is_cpu() && this->device().is_cuda()
+                   ? cuda::empty_pinned(shape(), dtype())
+                   : Tensor::empty(shape(), dtype(), device);  // NotBuiltError without it
+  return out.copy_(*this, non_blocking);
 }
 
-Tensor& Tensor::copy_(const Tensor& src) {
+Tensor& Tensor::copy_(const Tensor& src, bool non_blocking) {
   // A source sharing our storage is snapshotted first, so overlapping copies are exact.
   const Tensor s = src.storage() == storage() ? src.clone() : src;
-  dispatch(prim("copy_"), std::vector<Tensor>{*this, s});
+  Attrs a;
+  if (non_blocking) a.set("non_blocking", true);
+  dispatch(prim("copy_"), std::vector<Tensor>{*this, s}, a);
   return *this;
 }
 

@@ -13,6 +13,7 @@
 
 #include "data/random.h"
 #include "tessera/core/error.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/runtime/parallel.h"
 #include "tessera/runtime/profiler.h"
 
@@ -152,6 +153,18 @@ class Epoch {
 
 namespace {
 
+// With pin, make's batches have their CPU tensors copied into pinned memory.
+detail::BatchFn pinned_if(bool pin, detail::BatchFn make) {
+  if (!pin) return make;
+  return [make = std::move(make)](int64_t k) {
+    std::optional<Example> e = make(k);
+    if (e)
+      for (Tensor& t : *e)
+        if (t.defined() && t.device().is_cpu()) t = cuda::pin_memory(t);
+    return e;
+  };
+}
+
 void check_options(const DataLoaderOptions& o) {
   TS_CHECK(o.batch_size >= 1, ValueError, "DataLoader", "batch_size must be >= 1, got {}",
            o.batch_size);
@@ -159,6 +172,10 @@ void check_options(const DataLoaderOptions& o) {
            o.num_workers);
   TS_CHECK(o.prefetch_factor >= 1, ValueError, "DataLoader", "prefetch_factor must be >= 1, got {}",
            o.prefetch_factor);
+  TS_CHECK(!o.pin_memory || cuda::is_available(), DeviceError, "DataLoader",
+           "pin_memory needs a CUDA device, and there is none: {} (set pin_memory only when "
+           "cuda::is_available())",
+           cuda::is_built() ? cuda::unavailable_reason() : "Tessera was built without CUDA");
 }
 
 // Up to batch_size examples from the stream, collated; nullopt when none are left.
@@ -233,8 +250,8 @@ DataLoader::Iterator DataLoader::begin() {
     auto make = [ds = iterable_, o = opt_](int64_t k) { return next_stream_batch(*ds, o, k); };
     // next() is sequential: one thread reads ahead.
     const int64_t workers = std::min<int64_t>(opt_.num_workers, 1);
-    return Iterator(std::make_shared<detail::Epoch>(make, std::numeric_limits<int64_t>::max(),
-                                                    workers, capacity));
+    return Iterator(std::make_shared<detail::Epoch>(
+        pinned_if(opt_.pin_memory, make), std::numeric_limits<int64_t>::max(), workers, capacity));
   }
   auto batches = std::make_shared<const std::vector<std::vector<int64_t>>>(batch_indices());
   auto make = [ds = map_, batches, collate = opt_.collate](int64_t k) -> std::optional<Example> {
@@ -246,7 +263,8 @@ DataLoader::Iterator DataLoader::begin() {
     return collate(examples);
   };
   const auto count = static_cast<int64_t>(batches->size());
-  return Iterator(std::make_shared<detail::Epoch>(make, count, opt_.num_workers, capacity));
+  return Iterator(std::make_shared<detail::Epoch>(pinned_if(opt_.pin_memory, make), count,
+                                                  opt_.num_workers, capacity));
 }
 
 // ---- Iterator -----------------------------------------------------------------------------

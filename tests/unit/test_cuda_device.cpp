@@ -83,6 +83,8 @@ TEST(CudaErrors, WithoutADeviceTheErrorsAreTheDocumentedOnes) {
                               "[cuda] no CUDA device (requested cuda:5)");
   EXPECT_EQ(known_devices(), std::vector<Device>{Device::cpu()});
   EXPECT_FALSE(cuda::is_pinned(ones({2})));
+  expect_message<DeviceError>([] { cuda::pin_memory(ones({2})); }, want);
+  expect_message<DeviceError>([] { ones({2}).to(kGpu, true); }, want);
 }
 
 // ---- device facts and runtime ----------------------------------------------------------------
@@ -184,6 +186,48 @@ TEST(CudaCopy, PinnedMemoryAndGradientsFlowThroughTransfers) {
   ASSERT_TRUE(x.grad().defined());
   EXPECT_EQ(x.grad().device(), Device::cpu());
   EXPECT_EQ(values(x.grad()), (std::vector<double>{3, 3, 3}));
+}
+
+TEST(CudaCopy, NonBlockingCopiesBetweenPinnedMemoryAndTheGpu) {
+  SKIP_WITHOUT_GPU();
+  const Tensor x = arange(0, 100000, 1, kFloat32);
+  const Tensor pinned = cuda::pin_memory(x);
+  EXPECT_TRUE(cuda::is_pinned(pinned));
+  EXPECT_TRUE(cuda::pin_memory(pinned).is_same(pinned)) << "pinned already: no copy";
+  EXPECT_THROW(cuda::pin_memory(pinned.to(kGpu)), DeviceError);
+  const Tensor up = pinned.to(kGpu, true);  // queued on the current stream
+  const Tensor down = (up * 2.0).to(Device::cpu(), true);
+  EXPECT_TRUE(cuda::is_pinned(down)) << "an asynchronous download lands in pinned memory";
+  cuda::synchronize();
+  EXPECT_TRUE(same(down, x * 2.0));
+  // Pageable memory, conversions and strided sources fall back to waiting copies: still exact.
+  EXPECT_TRUE(
+      same(x.slice(0, 0, 1000, 3).to(kGpu, true).to(Device::cpu()), x.slice(0, 0, 1000, 3)));
+  EXPECT_TRUE(same(x.to(kGpu, true).to(Device::cpu(), true).to(kFloat64), x.to(kFloat64)));
+  // Gradients flow through a non-blocking transfer like through a blocking one.
+  Tensor w = tensor<float>({1, 2, 3}, Shape{3}).requires_grad_();
+  (w.to(kGpu, true) * 2.0).sum().backward();
+  EXPECT_EQ(values(w.grad()), (std::vector<double>{2, 2, 2}));
+}
+
+TEST(CudaAllocatorDevice, RecordStreamKeepsMemoryFromReuseUntilTheStreamIsDone) {
+  SKIP_WITHOUT_GPU();
+  const cuda::Stream side = cuda::Stream::create();
+  const int64_t n = 1000003;  // an odd size: no block of another test fits it as well
+  Tensor x = full({n}, 3.0, {kFloat32, kGpu});
+  void* block = x.storage()->data();
+  Tensor y;
+  {
+    cuda::StreamGuard on_side(side);
+    y = x * 2.0;  // queued on the side stream, reading x
+  }
+  cuda::record_stream(x, side);
+  x = Tensor();  // freed while the side stream may still read it
+  side.synchronize();
+  Tensor z = Tensor::empty({n}, kFloat32, kGpu);
+  EXPECT_EQ(z.storage()->data(), block) << "reusable once the side stream is synchronized";
+  EXPECT_TRUE(same(y.to(Device::cpu()), full({n}, 6.0)));
+  EXPECT_THROW(cuda::record_stream(ones({2}), side), DeviceError);
 }
 
 // ---- elementwise ----------------------------------------------------------------------------

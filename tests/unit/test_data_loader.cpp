@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "tessera/runtime/cuda.h"
 #include "test_data_util.h"
 
 namespace tessera::test {
@@ -358,6 +359,27 @@ TEST(DataLoader, RejectsEmptyDatasetsAndBadOptions) {
   EXPECT_TRUE(it == loader.end());
   EXPECT_THROW(*it, IndexError);
   EXPECT_THROW(++it, IndexError);
+}
+
+TEST(DataLoader, PinMemoryPinsEveryBatchOrNeedsADevice) {
+  auto ds = std::make_shared<TensorDataset>(
+      std::vector<Tensor>{arange(0, 40, 1, kFloat32).reshape({10, 4}), arange(0, 10, 1, kInt64)});
+  if (!cuda::is_available()) {
+    const std::string msg =
+        error_of<DeviceError>([&] { DataLoader loader(ds, {.pin_memory = true}); });
+    EXPECT_NE(msg.find("[DataLoader] pin_memory needs a CUDA device"), std::string::npos) << msg;
+    GTEST_SKIP() << "pinned batches need a CUDA device";
+  }
+  for (int64_t workers : {0, 2}) {
+    DataLoader loader(ds, {.batch_size = 4, .num_workers = workers, .pin_memory = true});
+    int64_t row = 0;
+    for (const Example& b : loader) {
+      EXPECT_TRUE(cuda::is_pinned(b[0]) && cuda::is_pinned(b[1]));
+      EXPECT_EQ(b[1].to_vector<int64_t>()[0], row);
+      row += b[1].numel();
+    }
+    EXPECT_EQ(row, 10);
+  }
 }
 
 // ---- DataLoader: workers ---------------------------------------------------------------------

@@ -155,9 +155,15 @@ class Tensor {
   Tensor clone() const;
   Tensor to(DType dtype) const;  ///< self if same dtype
   Tensor to(Device device) const;
+  /// non_blocking: a copy between pinned host memory and a GPU is queued on the current stream
+  /// without waiting (a CUDA tensor moved to the CPU lands in pinned memory for that); the
+  /// host side must not be read or changed before that stream is synchronized. Other copies
+  /// wait as usual.
+  Tensor to(Device device, bool non_blocking) const;
 
   // ---- in-place (bump the version counter) -----------------------------------------------
-  Tensor& copy_(const Tensor& src);  ///< broadcasts src, converts dtype
+  /// Broadcasts src, converts dtype; non_blocking as for to(device, non_blocking).
+  Tensor& copy_(const Tensor& src, bool non_blocking = false);
   Tensor& fill_(const Scalar& v);
   Tensor& zero_();
   Tensor& add_(const Tensor& o);

@@ -24,6 +24,10 @@ struct DataLoaderOptions {
   bool drop_last = false;       ///< drop the last batch when it is smaller than batch_size
   int64_t num_workers = 0;      ///< loader threads; 0 builds batches on the iterating thread
   int64_t prefetch_factor = 2;  ///< batches kept ready per worker
+  /// Each batch's CPU tensors are copied into pinned (page-locked) memory where they are
+  /// built (by the workers, if any), so that `batch[0].to(cuda, true)` is asynchronous.
+  /// Needs a usable CUDA device: without one the loader raises DeviceError when made.
+  bool pin_memory = false;
   /// Builds a batch from examples; empty means default_collate via Dataset::get_batch (for a
   /// TensorDataset, one index_select per field).
   CollateFn collate;

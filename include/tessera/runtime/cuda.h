@@ -129,12 +129,20 @@ void empty_cache(int device = -1);
 void set_memory_fraction(double fraction, int device = -1);
 /// The cap in bytes (0: none).
 int64_t memory_limit(int device = -1);
+/// Tells the caching allocator that work queued on stream s uses t's memory, though t was
+/// allocated on another stream: when t's storage is freed, the memory is not reused until the
+/// work queued on s by then is done (as PyTorch's Tensor.record_stream). Without it, a tensor
+/// used on a second stream must outlive that stream's work, or the stream be synchronized first.
+void record_stream(const Tensor& t, const Stream& s);
 
 /// A CPU tensor in page-locked (pinned) memory: host<->device copies from it run at full
 /// bandwidth.
 Tensor empty_pinned(Shape shape, DType dtype = kFloat32);
 /// Whether t's memory is page-locked host memory from CUDA.
 bool is_pinned(const Tensor& t);
+/// t (a CPU tensor) copied into pinned memory, or t itself when it is pinned already; what a
+/// DataLoader with pin_memory does to each batch, so that `to(cuda, true)` can be asynchronous.
+Tensor pin_memory(const Tensor& t);
 
 // ---- math modes -----------------------------------------------------------------------------
 

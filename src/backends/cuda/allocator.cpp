@@ -32,6 +32,24 @@ RawAllocator device_raw_allocator(int device) {
     DeviceGuard g(device);
     TS_CUDA_CHECK("cuda_allocator", cudaFree(p));
   };
+  // For blocks used on other streams (record_stream): no timing, so recording is cheap.
+  raw.record_event = [device](StreamId stream) -> void* {
+    DeviceGuard g(device);
+    cudaEvent_t e = nullptr;
+    TS_CUDA_CHECK("cuda.record_stream", cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    TS_CUDA_CHECK("cuda.record_stream", cudaEventRecord(e, reinterpret_cast<cudaStream_t>(stream)));
+    return e;
+  };
+  raw.event_done = [](void* e) {
+    const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e));
+    if (r == cudaErrorNotReady) return false;
+    TS_CUDA_CHECK("cuda.record_stream", r);
+    return true;
+  };
+  raw.destroy_event = [device](void* e) {
+    DeviceGuard g(device);
+    TS_CUDA_CHECK("cuda.record_stream", cudaEventDestroy(static_cast<cudaEvent_t>(e)));
+  };
   return raw;
 }
 
@@ -106,6 +124,19 @@ void set_memory_fraction(double fraction, int device) {
 
 int64_t memory_limit(int device) { return device_allocator(resolve(device)).policy().limit(); }
 
+void record_stream(const Tensor& t, const Stream& s) {
+  if (!t.device().is_cuda())
+    fail<DeviceError>("cuda.record_stream", "expected a CUDA tensor, got one on {}",
+                      t.device().str());
+  if (s.device() != t.device().index)
+    fail<DeviceError>("cuda.record_stream", "the tensor is on {} but the stream on cuda:{}",
+                      t.device().str(), s.device());
+  if (t.storage()->data() == nullptr) return;  // an empty tensor holds no block
+  device_allocator(s.device())
+      .policy()
+      .record_stream(t.storage()->data(), reinterpret_cast<StreamId>(s.handle()));
+}
+
 // ---- pinned host memory ---------------------------------------------------------------------
 
 Tensor empty_pinned(Shape shape, DType dtype) {
@@ -137,6 +168,16 @@ bool is_pinned(const Tensor& t) {
     return false;
   }
   return a.type == cudaMemoryTypeHost;
+}
+
+Tensor pin_memory(const Tensor& t) {
+  if (!t.device().is_cpu())
+    fail<DeviceError>("cuda.pin_memory", "only CPU tensors can be pinned, got one on {}",
+                      t.device().str());
+  if (is_pinned(t)) return t;
+  Tensor out = empty_pinned(t.shape(), t.dtype());
+  out.copy_(t);
+  return out;
 }
 
 }  // namespace tessera::cuda

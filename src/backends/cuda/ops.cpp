@@ -13,6 +13,7 @@
 #include "backends/cuda/kernels.h"
 #include "backends/cuda/ops.h"
 #include "tessera/ops/primitive.h"
+#include "tessera/runtime/cuda.h"
 
 namespace tessera::cuda {
 
@@ -115,17 +116,22 @@ void cpu_kernel(const char* name, std::initializer_list<Tensor> in, Tensor out) 
 }
 
 // Host <-> device copies wait for their stream: the host memory may change or go away right
-// after (the semantics of PyTorch's default, non_blocking=False).
-void copy_host_device(void* dst, const void* src, size_t n, cudaMemcpyKind kind, int dev) {
+// after (the semantics of PyTorch's default, non_blocking=False). An asynchronous copy
+// (non_blocking, from or into pinned memory the caller owns) returns once queued; pinned memory
+// is released by cudaFreeHost, which waits for the device, so a pinned tensor dropped while its
+// copy is queued stays valid until the copy is done.
+void copy_host_device(void* dst, const void* src, size_t n, cudaMemcpyKind kind, int dev,
+                      bool async = false) {
   DeviceGuard guard(dev);
   cudaStream_t s = current_stream(dev);
   TS_CUDA_CHECK("copy_", cudaMemcpyAsync(dst, src, n, kind, s));
-  sync_stream(dev, s, "copy_");
+  if (!async) sync_stream(dev, s, "copy_");
 }
 
 // CPU -> CUDA: the CPU converts to dst's dtype and packs; the device broadcasts into dst's
-// layout when dst is not a plain contiguous tensor of the same shape.
-void upload(const Tensor& src, const Tensor& dst) {
+// layout when dst is not a plain contiguous tensor of the same shape. Only a copy straight from
+// the caller's pinned tensor may be asynchronous: a packed temporary would be freed under it.
+void upload(const Tensor& src, const Tensor& dst, bool non_blocking) {
   Tensor host = src;
   if (!src.is_contiguous() || src.dtype() != dst.dtype()) {
     host = Tensor::empty(src.shape(), dst.dtype(), Device::cpu());
@@ -133,7 +139,9 @@ void upload(const Tensor& src, const Tensor& dst) {
   }
   const int dev = dst.device().index;
   if (host.shape() == dst.shape() && dst.is_contiguous()) {
-    copy_host_device(dst.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, dev);
+    const bool async = non_blocking && host.storage() == src.storage() && is_pinned(src);
+    copy_host_device(dst.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, dev,
+                     async);
     return;
   }
   Tensor staged = Tensor::empty(host.shape(), host.dtype(), dst.device());
@@ -141,8 +149,10 @@ void upload(const Tensor& src, const Tensor& dst) {
   convert_into(staged, dst, "copy_");
 }
 
-// CUDA -> CPU: the device packs (same dtype); the CPU converts and broadcasts into dst.
-void download(const Tensor& src, const Tensor& dst) {
+// CUDA -> CPU: the device packs (same dtype); the CPU converts and broadcasts into dst. A
+// device temporary may be freed under a queued copy (the caching allocator reuses it only in
+// the stream's order), so only dst decides whether the copy can be asynchronous.
+void download(const Tensor& src, const Tensor& dst, bool non_blocking) {
   Tensor packed = src;
   if (!src.is_contiguous()) {
     packed = Tensor::empty(src.shape(), src.dtype(), src.device());
@@ -150,7 +160,8 @@ void download(const Tensor& src, const Tensor& dst) {
   }
   const int dev = src.device().index;
   if (packed.dtype() == dst.dtype() && packed.shape() == dst.shape() && dst.is_contiguous()) {
-    copy_host_device(dst.raw_data(), packed.raw_data(), dst.nbytes(), cudaMemcpyDeviceToHost, dev);
+    copy_host_device(dst.raw_data(), packed.raw_data(), dst.nbytes(), cudaMemcpyDeviceToHost, dev,
+                     non_blocking && is_pinned(dst));
     return;
   }
   Tensor host = Tensor::empty(packed.shape(), packed.dtype(), Device::cpu());
@@ -176,16 +187,17 @@ void peer(const Tensor& src, const Tensor& dst) {
   if (!direct) convert_into(landed, dst, "copy_");
 }
 
-void copy_kernel(Inputs in, Outputs out, const Attrs&) {
+void copy_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor &dst = out[0], &src = in[1];
   if (dst.numel() == 0) return;
   const Device dd = dst.device(), sd = src.device();
+  const bool non_blocking = a.get_or("non_blocking", false);
   if (dd == sd)
     convert_into(src, dst, "copy_");
   else if (sd.is_cpu())
-    upload(src, dst);
+    upload(src, dst, non_blocking);
   else if (dd.is_cpu())
-    download(src, dst);
+    download(src, dst, non_blocking);
   else
     peer(src, dst);
 }

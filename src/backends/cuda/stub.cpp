@@ -55,6 +55,8 @@ void set_memory_fraction(double, int) { not_built("set_memory_fraction"); }
 int64_t memory_limit(int) { not_built("memory_limit"); }
 Tensor empty_pinned(Shape, DType) { not_built("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }
+void record_stream(const Tensor&, const Stream&) { not_built("record_stream"); }
+Tensor pin_memory(const Tensor&) { not_built("pin_memory"); }
 
 void set_allow_tf32(bool) { not_built("set_allow_tf32"); }
 
