@@ -170,7 +170,7 @@ TS_HD T from_double(double x) {
   }
 }
 
-/// From int64: integers wrap, floats round once (16-bit floats through float32).
+/// From int64: integers wrap; floats round from it (16-bit floats through float32, as the CPU).
 template <class T>
 TS_HD T from_int(int64_t x) {
   if constexpr (std::is_same_v<T, bool>) {
