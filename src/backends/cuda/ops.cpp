@@ -420,6 +420,8 @@ void register_kernels(Registry& r) {
   register_pool_kernels(r);
   register_conv_kernels(r);
   register_index_kernels(r);
+  register_random_kernels(r);
+  register_shape_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -31,5 +31,7 @@ void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp
 void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without cuDNN
 void register_index_kernels(Registry& r);
+void register_random_kernels(Registry& r);  // random.cpp: random draws, arange, linspace, eye
+void register_shape_kernels(Registry& r);   // shape.cpp: cat, flip, roll, repeat, pad, tril, triu
 
 }  // namespace tessera::cuda

@@ -5,10 +5,12 @@
 #include <array>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 
 #include "backends/cuda/common.h"
+#include "backends/cuda/random_kernels.h"
 #include "tessera/runtime/cuda.h"
 
 namespace tessera::cuda {
@@ -267,6 +269,14 @@ void check_index_fault(int device) {
   const int32_t op = vf->op;
   const int64_t index = vf->index, size = vf->size;
   vf->flag = 0;
+  if (op == k::kBernoulliFault) {  // random.cu: size holds the probability's bits
+    double p = 0;
+    std::memcpy(&p, &size, sizeof p);
+    fail<ValueError>("bernoulli",
+                     "probability {} at flat index {} is outside [0, 1] (found on cuda:{}; the "
+                     "element was set to 0)",
+                     p, index, device);
+  }
   fail<IndexError>(index_op_name(op),
                    "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
                    "element was skipped)",
