@@ -408,6 +408,8 @@ void register_kernels(Registry& r) {
   register_pool_kernels(r);
   register_conv_kernels(r);
   register_index_kernels(r);
+  register_sort_kernels(r);
+  register_advanced_index_kernels(r);
 }
 
 }  // namespace tessera::cuda

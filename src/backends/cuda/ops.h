@@ -31,5 +31,7 @@ void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp
 void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without cuDNN
 void register_index_kernels(Registry& r);
+void register_sort_kernels(Registry& r);  // sort.cpp: sort, argsort, topk, unique, nonzero
+void register_advanced_index_kernels(Registry& r);  // index_adv.cpp: index, index_put(_), scatter
 
 }  // namespace tessera::cuda
