@@ -221,7 +221,7 @@ BatchedIndex batch_index(const Tensor& xf, Inputs idx, std::span<const int64_t> 
   b.n_i = static_cast<int64_t>(full.size()) - 1;
   Shape col(full.size(), 1);
   col[0] = batch;
-  b.idx.insert(b.idx.begin(), arange(batch, kInt64).reshape(col).expand(full));
+  b.idx.insert(b.idx.begin(), arange(batch, kInt64).to(xf.device()).reshape(col).expand(full));
   for (Tensor& t : b.idx) t = t.contiguous();
   return b;
 }

@@ -143,23 +143,12 @@ void unique_kernel(Inputs in, Outputs out, const Attrs&) {
   shrink_output(out[2], groups);
 }
 
-// nonzero's mask of an element's bits: all of them for integers and bool, all but the sign
-// bit(s) for floats (-0.0 is zero; NaN is not), as the CPU's compare with 0.
-uint64_t nonzero_mask(DType dt) {
-  switch (dt) {
-    case kFloat16:
-    case kBFloat16:
-      return 0x7FFF;
-    case kFloat32:
-      return 0x7FFFFFFF;
-    case kFloat64:
-      return 0x7FFFFFFFFFFFFFFFULL;
-    case kComplex64:
-      return 0x7FFFFFFF7FFFFFFFULL;
-    default:
-      return ~uint64_t{0};
-  }
-}
+// nonzero's mask of an element's bits, by dtype (complex64 last): all of them for integers and
+// bool, all but the sign bit(s) for floats (-0.0 is zero, NaN is not), as the CPU's compare with 0.
+constexpr std::array<uint64_t, 11> kNonzeroMasks = {
+    ~uint64_t{0},         ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0}, ~uint64_t{0},
+    ~uint64_t{0},         0x7FFF,       0x7FFF,       0x7FFFFFFF,   0x7FFFFFFFFFFFFFFFULL,
+    0x7FFFFFFF7FFFFFFFULL};
 
 // The kernel allocates the exact (count, ndim) output itself, as on the CPU.
 void nonzero_kernel(Inputs in, Outputs out, const Attrs&) {
@@ -177,10 +166,10 @@ void nonzero_kernel(Inputs in, Outputs out, const Attrs&) {
   DeviceGuard guard(dev);
   ScratchPool pool(x.device());
   const Tensor scan = pool.tensor(n, kInt64);
-  check_launch(
-      k::nonzero_scan(static_cast<int>(x.itemsize()), nonzero_mask(x.dtype()), x.raw_data(), g,
-                      scan.data_ptr<int64_t>(), pool.scratch(), current_stream(dev)),
-      "nonzero");
+  check_launch(k::nonzero_scan(static_cast<int>(x.itemsize()),
+                               kNonzeroMasks[static_cast<size_t>(x.dtype())], x.raw_data(), g,
+                               scan.data_ptr<int64_t>(), pool.scratch(), current_stream(dev)),
+               "nonzero");
   launched(dev, "nonzero");
   const int64_t count = read_int64(scan.data_ptr<int64_t>() + n - 1, dev, "nonzero");
   out[0] = Tensor::empty({count, nd}, kInt64, x.device());
