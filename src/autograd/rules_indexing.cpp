@@ -48,10 +48,10 @@ Tensor pad_to(const Tensor& t, const Shape& shape) {
   return t.shape() == shape ? t : pad(t, pads);
 }
 
-// 0..n-1 (int64) shaped like s: an id per element.
-Tensor element_ids(const Shape& s) {
+// 0..n-1 (int64) shaped like s on device d: an id per element.
+Tensor element_ids(const Shape& s, Device d) {
   const int64_t n = std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<>());
-  return arange(n, kInt64).reshape(s);
+  return arange(n, kInt64).reshape(s).to(d);
 }
 
 // ---- index_select ---------------------------------------------------------------------------
@@ -88,8 +88,9 @@ Tensor src_grad(const Tensor& ct, int64_t d, const Tensor& idx, const Shape& src
                 bool last_wins) {
   Tensor g = gather(ct, d, idx);
   if (last_wins && g.numel() > 0) {
-    const Tensor ids = element_ids(idx.shape());
-    const Tensor winner = scatter(full(ct.shape(), Scalar(-1), kInt64), d, idx, ids);
+    const Tensor ids = element_ids(idx.shape(), ct.device());
+    const Tensor winner =
+        scatter(full(ct.shape(), Scalar(-1), TensorOptions(kInt64, ct.device())), d, idx, ids);
     g = keep_only(g, eq(gather(winner, d, idx), ids));
   }
   return pad_to(g, src_shape);
@@ -176,8 +177,9 @@ Tensor values_grad(const Tensor& ct, Inputs idx, int64_t start, bool accumulate)
   const Shape& ishape = idx[0].shape();
   const Shape indexed(ct.shape().begin() + start, ct.shape().begin() + start + k);
   const std::vector<Tensor> at(idx.begin(), idx.end());
-  const Tensor ids = element_ids(ishape);
-  const Tensor winner = index_put(full(indexed, Scalar(-1), kInt64), at, ids);
+  const Tensor ids = element_ids(ishape, ct.device());
+  const Tensor winner =
+      index_put(full(indexed, Scalar(-1), TensorOptions(kInt64, ct.device())), at, ids);
   Shape s(start, 1);  // the winners broadcast over the other dims
   s.insert(s.end(), ishape.begin(), ishape.end());
   s.insert(s.end(), g.dim() - static_cast<int64_t>(s.size()), 1);
@@ -219,7 +221,7 @@ BatchedIndex batch_index(const Tensor& xf, Inputs idx, std::span<const int64_t> 
   b.n_i = static_cast<int64_t>(full.size()) - 1;
   Shape col(full.size(), 1);
   col[0] = batch;
-  b.idx.insert(b.idx.begin(), arange(batch, kInt64).reshape(col).expand(full));
+  b.idx.insert(b.idx.begin(), arange(batch, kInt64).to(xf.device()).reshape(col).expand(full));
   for (Tensor& t : b.idx) t = t.contiguous();
   return b;
 }

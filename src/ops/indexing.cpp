@@ -337,7 +337,7 @@ Advanced prepare_advanced(const Tensor& x, const std::vector<Tensor>& indices,
       a.x = a.x.unsqueeze(0);
       a.lifted = true;
     }
-    entries.emplace_back(0, arange(a.x.shape()[0]));
+    entries.emplace_back(0, arange(a.x.shape()[0]).to(a.x.device()));
   }
   Shape b = entries[0].second.shape();
   for (const auto& [d, t] : entries) {

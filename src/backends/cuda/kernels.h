@@ -20,6 +20,7 @@ enum Code : int {
   kBF16 = 7,
   kF32 = 8,
   kF64 = 9,
+  kC64 = 10,  ///< complex64, for kernels that only move elements
 };
 
 /// One iteration space over up to four operands (0 = output), after merging dims that walk

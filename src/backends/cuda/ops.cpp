@@ -422,6 +422,8 @@ void register_kernels(Registry& r) {
   register_index_kernels(r);
   register_random_kernels(r);
   register_shape_kernels(r);
+  register_sort_kernels(r);
+  register_advanced_index_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -33,5 +33,7 @@ void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without
 void register_index_kernels(Registry& r);
 void register_random_kernels(Registry& r);  // random.cpp: random draws, arange, linspace, eye
 void register_shape_kernels(Registry& r);   // shape.cpp: cat, flip, roll, repeat, pad, tril, triu
+void register_sort_kernels(Registry& r);  // sort.cpp: sort, argsort, topk, unique, nonzero
+void register_advanced_index_kernels(Registry& r);  // index_adv.cpp: index, index_put(_), scatter
 
 }  // namespace tessera::cuda

@@ -9,9 +9,6 @@
 
 namespace tessera::cuda::k {
 
-/// Element code of complex64 (its DType value), next to the real codes of kernels.h.
-inline constexpr int kC64 = 10;
-
 /// The IndexFault op recorded by bernoulli for a probability outside [0, 1] (or NaN): index is
 /// the flat element, size holds the probability's double bits. Raised as ValueError at the
 /// next synchronization (runtime.cpp).

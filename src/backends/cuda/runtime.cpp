@@ -11,6 +11,7 @@
 
 #include "backends/cuda/common.h"
 #include "backends/cuda/random_kernels.h"
+#include "backends/cuda/sort_kernels.h"
 #include "tessera/runtime/cuda.h"
 
 namespace tessera::cuda {
@@ -236,6 +237,14 @@ const char* index_op_name(int32_t op) {
       return "scatter_add";
     case k::kIndexSelect:
       return "index_select";
+    case k::kIndex:
+      return "index";
+    case k::kIndexPut:
+      return "index_put";
+    case k::kIndexPutInplace:
+      return "index_put_";
+    case k::kScatter:
+      return "scatter";
     default:
       return "index_add";
   }
