@@ -299,11 +299,12 @@ TEST(CudaScan, CumsumCumprodMatchTheCpuAlongAnyDim) {
 TEST(CudaScan, EveryPathMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
   manual_seed(26);
-  // Columns (many lanes side by side), a block per lane, and long lanes in parts (one lane, a
-  // few lanes, strided lanes), for float32 (double accumulation) and int64 (exact).
+  // Columns (20000 lanes side by side), a block per lane (lanes side by side but too few for
+  // columns, and contiguous lanes), and long lanes in parts (one lane, a few lanes, strided
+  // lanes), for float32 and float64 (double accumulation) and int64 (exact).
   const std::vector<std::pair<Shape, int64_t>> cases = {
-      {{50, 4096}, 0},  {{4096, 50}, 1},   {{1, 1000003}, 1}, {{3, 200000}, 1},
-      {{200000, 3}, 0}, {{600, 40000}, 1}, {{2, 7, 70000}, 2}};
+      {{50, 20000}, 0}, {{300, 4096}, 0}, {{4096, 50}, 1},   {{1, 1000003}, 1},
+      {{3, 200000}, 1}, {{200000, 3}, 0}, {{600, 40000}, 1}, {{2, 7, 70000}, 2}};
   for (const auto& [shape, dim] : cases) {
     const Tensor f = randn(shape, kFloat64);
     const std::string what = shape_str(shape) + " dim " + std::to_string(dim);

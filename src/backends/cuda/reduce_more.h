@@ -42,8 +42,9 @@ void extreme_dim(bool max, int code, const void* in, void* values, int64_t* indi
 
 /// How a scan of n_lanes lanes of n elements runs (a function of the shape only, so results
 /// are reproducible):
-/// - kScanColumns: a thread per lane, in order (the CPU's order exactly), when many lanes lie
-///   side by side in memory (the scanned dim is not the innermost one);
+/// - kScanColumns: a thread per lane, in order (the CPU's order exactly), when lanes lie side by
+///   side in memory (the scanned dim is not the innermost one: coalesced loads) and are many
+///   enough to fill a GPU with threads (fewer, each thread's sequential loop would dominate);
 /// - kScanBlocks: a block per lane (parts == 1), or per part of a long lane (parts > 1: part
 ///   totals, then their running values, then each part scanned from its carry).
 enum ScanPath : int { kScanColumns, kScanBlocks };
@@ -52,7 +53,7 @@ struct ScanPlan {
   int parts = 1;
   int64_t chunk = 0;  ///< elements per part
 };
-inline constexpr int64_t kColumnLanes = 1024;
+inline constexpr int64_t kColumnLanes = 16384;
 inline constexpr int64_t kScanSplit = int64_t{1} << 15;
 inline constexpr int64_t kScanPart = int64_t{1} << 14;
 inline constexpr int64_t kScanTargetBlocks = 2048;
