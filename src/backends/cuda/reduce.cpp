@@ -1,8 +1,9 @@
-// CUDA kernels of the reductions (sum, mean, amax, amin over any set of dims; argmax, argmin;
-// any, all) and of softmax / log_softmax along any dim, for the float dtypes (any/all: every
-// real dtype). Host code only: it splits the input's dims
-// into kept (outer) and reduced (inner) geometries, or lanes for softmax, and calls the
-// launchers of reduce.cu and softmax.cu on the current stream.
+// CUDA kernels of the reductions (sum, mean, amax, amin of floats over any set of dims; argmax,
+// argmin; any, all) and of softmax / log_softmax along any dim, for the float dtypes (argmax,
+// argmin, any, all: every real dtype). Host code only: it splits the input's dims into kept
+// (outer) and reduced (inner) geometries, or lanes for softmax, and calls the launchers of
+// reduce.cu, argreduce.cu, reduce_int.cu and softmax.cu on the current stream. The other
+// reductions and the scans register from reduce_more.cpp and scan.cpp.
 #include <array>
 #include <cmath>
 #include <limits>
@@ -10,13 +11,12 @@
 #include "backends/cuda/common.h"
 #include "backends/cuda/kernels.h"
 #include "backends/cuda/ops.h"
+#include "backends/cuda/reduce_host.h"
+#include "backends/cuda/reduce_more.h"
 #include "ops/reduce_dims.h"
 #include "tessera/ops/primitive.h"
 
 namespace tessera::cuda {
-namespace {
-
-bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
 
 // Rows at least this long, with few outputs, are split into parts reduced in parallel.
 constexpr int64_t kSplitRow = int64_t{1} << 15;
@@ -30,13 +30,14 @@ int splits_for(int64_t n_out, int64_t n_red) {
   return static_cast<int>(std::min(by_length, std::max<int64_t>(1, kTargetBlocks / n_out)));
 }
 
+namespace {
 k::Geometry geometry_of(const Shape& shape, const Strides& strides, const void* p, const char* op) {
   const std::array<const int64_t*, 1> s{strides.data()};
   const std::array<const void*, 1> ptrs{p};
   return make_geometry(shape, s, ptrs, op);
 }
+}  // namespace
 
-// The kept (outer) and reduced (inner) dims of x as two geometries.
 std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, const char* name) {
   const std::vector<bool> mask =
       detail::reduce_mask(x.dim(), a.get_or<std::vector<int64_t>>("dims", {}), name);
@@ -48,6 +49,18 @@ std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, 
   }
   return {geometry_of(os, ost, x.raw_data(), name), geometry_of(is, ist, x.raw_data(), name)};
 }
+
+Tensor staging(const Tensor& y, DType dt) {
+  return y.is_contiguous() && y.dtype() == dt ? y : Tensor::empty(y.shape(), dt, y.device());
+}
+void done_into(const Tensor& dst, const Tensor& y, const char* name) {
+  if (dst.raw_data() != y.raw_data()) convert_into(dst, y, name);
+}
+
+namespace {
+
+bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
+bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
 
 void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
@@ -134,8 +147,8 @@ void run_arg(const char* name, bool max, Inputs in, Outputs out, const Attrs& a)
 void argmax_kernel(Inputs in, Outputs out, const Attrs& a) { run_arg("argmax", true, in, out, a); }
 void argmin_kernel(Inputs in, Outputs out, const Attrs& a) { run_arg("argmin", false, in, out, a); }
 
-// any / all of any real dtype: bool(x) as float32 0/1, reduced with max / min, then to bool.
-// Three passes, but no integer reduction kernels; an empty reduction gives false / true.
+// any / all of any real dtype: bool(x) (x != 0, NaN is true), reduced as bytes with the integer
+// max / min; an empty reduction gives false / true (the identities of max / min over 0 / 1).
 void run_any_all(const char* name, bool any, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
   const Tensor& y = out[0];
@@ -152,18 +165,22 @@ void run_any_all(const char* name, bool any, Inputs in, Outputs out, const Attrs
     b = Tensor::empty(x.shape(), kBool, x.device());
     convert_into(x, b, name);
   }
-  const Tensor f = Tensor::empty(x.shape(), kFloat32, x.device());
-  convert_into(b, f, name);
-  const Tensor r = Tensor::empty(y.shape(), kFloat32, y.device());
-  const Tensor args[1] = {f};
-  Tensor outs[1] = {r};
-  run_reduce(name, any ? k::kRMax : k::kRMin, false, Inputs(args), Outputs(outs), a);
-  convert_into(r, y, name);
+  const auto [outer, inner] = split_dims(b, a, name);
+  const int splits = splits_for(outer.numel, inner.numel);
+  Tensor work;
+  if (splits > 1) work = Tensor::empty({outer.numel * splits * k::kPartBytes}, kUInt8, y.device());
+  const Tensor dst = staging(y, kBool);  // all / any of uint8 give uint8 (0 or 1)
+  {
+    DeviceGuard guard(dev);
+    k::reduce_int(any ? k::kIMax : k::kIMin, k::kBool, b.raw_data(), dst.raw_data(), outer, inner,
+                  outer.numel, inner.numel, splits, work.defined() ? work.raw_data() : nullptr,
+                  current_stream(dev));
+    launched(dev, name);
+  }
+  done_into(dst, y, name);
 }
 void any_kernel(Inputs in, Outputs out, const Attrs& a) { run_any_all("any", true, in, out, a); }
 void all_kernel(Inputs in, Outputs out, const Attrs& a) { run_any_all("all", false, in, out, a); }
-
-bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
 
 struct Entry {
   const char* name;
@@ -180,10 +197,12 @@ constexpr std::array kReduce = {
 void register_reduce_kernels(Registry& r) {
   for (const Entry& e : kReduce)
     r.add_kernel(e.name, {DeviceType::CUDA, "cuda", e.fn, float_input});
-  r.add_kernel("argmax", {DeviceType::CUDA, "cuda", argmax_kernel, float_input});
-  r.add_kernel("argmin", {DeviceType::CUDA, "cuda", argmin_kernel, float_input});
+  r.add_kernel("argmax", {DeviceType::CUDA, "cuda", argmax_kernel, real_input});
+  r.add_kernel("argmin", {DeviceType::CUDA, "cuda", argmin_kernel, real_input});
   r.add_kernel("any", {DeviceType::CUDA, "cuda", any_kernel, real_input});
   r.add_kernel("all", {DeviceType::CUDA, "cuda", all_kernel, real_input});
+  register_reduce_more_kernels(r);
+  register_scan_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -1,0 +1,27 @@
+#pragma once
+// Private to the host code of the CUDA reductions and scans (reduce.cpp, reduce_more.cpp,
+// scan.cpp): how a reduction's dims become the kernels' geometries, and the registrars.
+#include <cstdint>
+#include <utility>
+
+#include "backends/cuda/kernels.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera::cuda {
+
+/// The kept (outer) and reduced (inner) dims of x under attr "dims" (empty = all).
+std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, const char* name);
+
+/// Parts a row is split into (a fixed function of the shape, not of the device).
+int splits_for(int64_t n_out, int64_t n_red);
+
+/// y itself when the kernels can write it directly (contiguous, of dtype dt), else a contiguous
+/// temporary of dtype dt to convert into y afterwards (done_into).
+Tensor staging(const Tensor& y, DType dt);
+/// After the kernel wrote dst (from staging(y, ...)): dst converted into y, when it is not y.
+void done_into(const Tensor& dst, const Tensor& y, const char* name);
+
+void register_reduce_more_kernels(Registry& r);  // reduce_more.cpp
+void register_scan_kernels(Registry& r);         // scan.cpp
+
+}  // namespace tessera::cuda

@@ -1,0 +1,91 @@
+// CUDA kernels of cumsum and cumprod along any dim (scan.cu), and of flip, which their
+// gradients run (the reverse running sum is flip, cumsum, flip). Host code only: lanes along
+// the dim as a geometry of their starts (as softmax's), the plan of k::scan_plan, and a
+// workspace for the part totals of long lanes.
+#include <array>
+#include <cstdlib>
+
+#include "backends/cuda/common.h"
+#include "backends/cuda/ops.h"
+#include "backends/cuda/reduce_host.h"
+#include "backends/cuda/reduce_more.h"
+#include "tessera/ops/primitive.h"
+
+namespace tessera::cuda {
+namespace {
+
+bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
+
+// Bool and integers write int64, floats their own dtype (the CPU's scan rule).
+void run_scan(const char* name, bool prod, Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const int code = dtype_code(x.dtype());
+  const Tensor dst = staging(y, k::int_code(code) ? kInt64 : x.dtype());
+  Shape shape = x.shape();
+  int64_t n = 1, si = 0, so = 0;
+  if (x.dim() > 0) {
+    const auto d = static_cast<size_t>(wrap_dim(a.get<int64_t>("dim"), x.dim(), name));
+    n = shape[d];
+    si = x.strides()[d];
+    so = dst.strides()[d];
+    shape[d] = 1;  // the geometry walks lane starts
+  }
+  const std::array<const int64_t*, 2> strides{dst.strides().data(), x.strides().data()};
+  const std::array<const void*, 2> ptrs{dst.raw_data(), x.raw_data()};
+  const k::Geometry lanes = make_geometry(shape, strides, ptrs, name);
+  const int in_dim = lanes.ndim - 1;
+  const bool side_by_side =
+      lanes.ndim > 0 && lanes.strides[0][in_dim] == 1 && lanes.strides[1][in_dim] == 1;
+  const k::ScanPlan plan = k::scan_plan(lanes.numel, n, side_by_side);
+  Tensor work;
+  if (plan.parts > 1) work = Tensor::empty({lanes.numel * plan.parts}, kInt64, y.device());
+  const int dev = y.device().index;
+  {
+    DeviceGuard guard(dev);
+    k::scan(prod, code, x.raw_data(), dst.raw_data(), lanes, n, si, so, plan,
+            work.defined() ? work.raw_data() : nullptr, current_stream(dev));
+    launched(dev, name);
+  }
+  done_into(dst, y, name);
+}
+
+void cumsum_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_scan("cumsum", false, in, out, a);
+}
+void cumprod_kernel(Inputs in, Outputs out, const Attrs& a) {
+  run_scan("cumprod", true, in, out, a);
+}
+
+// A strided copy reading each flipped dim backwards (from its last element, stride negated).
+void flip_kernel(Inputs in, Outputs out, const Attrs& a) {
+  const Tensor& x = in[0];
+  const Tensor& y = out[0];
+  if (y.numel() == 0) return;
+  const auto item = static_cast<int64_t>(x.itemsize());
+  Strides s = x.strides();
+  const char* src = static_cast<const char*>(x.raw_data());
+  for (int64_t d : a.get<std::vector<int64_t>>("dims")) {
+    const auto i = static_cast<size_t>(d);
+    src += (x.shape()[i] - 1) * s[i] * item;
+    s[i] = -s[i];
+  }
+  const std::array<const int64_t*, 2> strides{y.strides().data(), s.data()};
+  const std::array<const void*, 2> ptrs{y.raw_data(), src};
+  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, "flip");
+  const int dev = y.device().index;
+  DeviceGuard guard(dev);
+  k::copy(static_cast<int>(item), src, y.raw_data(), g, current_stream(dev));
+  launched(dev, "flip");
+}
+
+}  // namespace
+
+void register_scan_kernels(Registry& r) {
+  r.add_kernel("cumsum", {DeviceType::CUDA, "cuda", cumsum_kernel, real_input});
+  r.add_kernel("cumprod", {DeviceType::CUDA, "cuda", cumprod_kernel, real_input});
+  r.add_kernel("flip", {DeviceType::CUDA, "cuda", flip_kernel});
+}
+
+}  // namespace tessera::cuda
