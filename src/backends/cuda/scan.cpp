@@ -1,5 +1,5 @@
-// CUDA kernels of cumsum and cumprod along any dim (scan.cu), and of flip, which their
-// gradients run (the reverse running sum is flip, cumsum, flip). Host code only: lanes along
+// CUDA kernels of cumsum and cumprod along any dim (scan.cu); their gradients also run flip
+// (shape.cpp: the reverse running sum is flip, cumsum, flip). Host code only: lanes along
 // the dim as a geometry of their starts (as softmax's), the plan of k::scan_plan, and a
 // workspace for the part totals of long lanes.
 #include <array>
@@ -58,34 +58,11 @@ void cumprod_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_scan("cumprod", true, in, out, a);
 }
 
-// A strided copy reading each flipped dim backwards (from its last element, stride negated).
-void flip_kernel(Inputs in, Outputs out, const Attrs& a) {
-  const Tensor& x = in[0];
-  const Tensor& y = out[0];
-  if (y.numel() == 0) return;
-  const auto item = static_cast<int64_t>(x.itemsize());
-  Strides s = x.strides();
-  const char* src = static_cast<const char*>(x.raw_data());
-  for (int64_t d : a.get<std::vector<int64_t>>("dims")) {
-    const auto i = static_cast<size_t>(d);
-    src += (x.shape()[i] - 1) * s[i] * item;
-    s[i] = -s[i];
-  }
-  const std::array<const int64_t*, 2> strides{y.strides().data(), s.data()};
-  const std::array<const void*, 2> ptrs{y.raw_data(), src};
-  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, "flip");
-  const int dev = y.device().index;
-  DeviceGuard guard(dev);
-  k::copy(static_cast<int>(item), src, y.raw_data(), g, current_stream(dev));
-  launched(dev, "flip");
-}
-
 }  // namespace
 
 void register_scan_kernels(Registry& r) {
   r.add_kernel("cumsum", {DeviceType::CUDA, "cuda", cumsum_kernel, real_input});
   r.add_kernel("cumprod", {DeviceType::CUDA, "cuda", cumprod_kernel, real_input});
-  r.add_kernel("flip", {DeviceType::CUDA, "cuda", flip_kernel});
 }
 
 }  // namespace tessera::cuda
