@@ -267,6 +267,13 @@ void check_index_fault(int device) {
   const int32_t op = vf->op;
   const int64_t index = vf->index, size = vf->size;
   vf->flag = 0;
+  if (op == k::kFloorDivideByZero || op == k::kRemainderByZero) {  // integer.cu
+    const bool fd = op == k::kFloorDivideByZero;
+    fail<ValueError>(fd ? "floor_divide" : "remainder",
+                     "integer division by zero ({} {} 0, found on cuda:{}; the element was set "
+                     "to 0)",
+                     index, fd ? "//" : "%", device);
+  }
   fail<IndexError>(index_op_name(op),
                    "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
                    "element was skipped)",
