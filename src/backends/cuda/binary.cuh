@@ -19,6 +19,7 @@ namespace tessera::cuda::k::binary_detail {
       __VA_ARGS__;                                            \
     }                                                         \
   };
+
 // sa / sb: whether a / b advance (1) or are one broadcast scalar (0).
 template <class T, class Op>
 __global__ void binary_vec(const T* a, const T* b, T* out, int64_t n, int sa, int sb, Op op) {
