@@ -17,8 +17,11 @@ namespace tessera::rules {
 namespace {
 
 // ---- helpers ----------------------------------------------------------------------------
-/// A 0-d constant of dtype dt (broadcasts against anything in where/mul).
-Tensor constant(double v, DType dt) { return scalar_tensor(Scalar(v), dt); }
+/// A 0-d constant of like's dtype on like's device (broadcasts against anything in where/mul;
+/// on the CPU it would stop a GPU gradient: ops refuse operands on two devices).
+Tensor constant(double v, const Tensor& like) {
+  return full({}, Scalar(v), TensorOptions(like.dtype(), like.device()));
+}
 
 /// Complex conjugate, with ops only: conj(z) = 2 re(z) - z (casting to real keeps the real part).
 /// Real tensors are returned as they are.
@@ -74,7 +77,7 @@ using UnaryDeriv = Tensor (*)(const Tensor& x, const Tensor& y, const Attrs& a);
 /// sign(x) for real x; x / |x| (0 at 0) for complex x, the derivative direction of abs.
 Tensor sgn(const Tensor& x) {
   if (!is_complex(x.dtype())) return sign(x);
-  return where(eq(x, Scalar(0)), constant(0, x.dtype()), div(x, abs(x)));
+  return where(eq(x, Scalar(0)), constant(0, x), div(x, abs(x)));
 }
 
 Tensor gelu_deriv(const Tensor& x, const Tensor&, const Attrs& a) {
@@ -99,7 +102,7 @@ Tensor softplus_deriv(const Tensor& x, const Tensor&, const Attrs& a) {
                threshold = a.get_or<double>("threshold", 20.0);
   const Tensor bx = mul(x, Scalar(beta));
   // Linear above the threshold (like the kernel), sigmoid(beta x) below.
-  return where(gt(bx, Scalar(threshold)), constant(1, x.dtype()), sigmoid(bx));
+  return where(gt(bx, Scalar(threshold)), constant(1, x), sigmoid(bx));
 }
 
 struct UnaryRule {
@@ -165,14 +168,14 @@ std::vector<Tensor> div_partials(Inputs in, Inputs out, const Attrs&) {
 
 // a - floor(a / b) b: the quotient is piecewise constant.
 std::vector<Tensor> remainder_partials(Inputs in, Inputs, const Attrs&) {
-  return {constant(1, in[0].dtype()), neg(floor_divide(in[0], in[1]))};
+  return {constant(1, in[0]), neg(floor_divide(in[0], in[1]))};
 }
 
 // Like PyTorch: no base gradient where the exponent is 0, and no exponent gradient where the
 // base is 0 and the exponent >= 0 (the limit there, where log(0) would give NaN).
 std::vector<Tensor> pow_partials(Inputs in, Inputs out, const Attrs&) {
   const Tensor &a = in[0], &b = in[1];
-  const Tensor zero = constant(0, a.dtype());
+  const Tensor zero = constant(0, a);
   const Tensor b_re = is_complex(b.dtype()) ? cast(b, to_real_dtype(b.dtype())) : b;
   const Tensor da = where(eq(b, Scalar(0)), zero, mul(b, pow(a, sub(b, Scalar(1)))));
   const Tensor db =
@@ -183,8 +186,7 @@ std::vector<Tensor> pow_partials(Inputs in, Inputs out, const Attrs&) {
 // Like PyTorch: ties split the gradient equally; NaN comparisons give both inputs all of it.
 std::vector<Tensor> extremum_partials(Inputs in, bool is_max) {
   const Tensor &a = in[0], &b = in[1];
-  const DType dt = a.dtype();
-  const Tensor half = constant(0.5, dt), zero = constant(0, dt), one = constant(1, dt);
+  const Tensor half = constant(0.5, a), zero = constant(0, a), one = constant(1, a);
   const Tensor tie = eq(a, b);
   const Tensor a_loses = is_max ? lt(a, b) : gt(a, b);
   const Tensor b_loses = is_max ? gt(a, b) : lt(a, b);
@@ -254,7 +256,7 @@ void set_where(Primitive& p) {
   p.vjp = [](Inputs in, Inputs, Inputs ct, const Attrs&) {
     std::vector<Tensor> g(3);
     if (!ct[0].defined()) return g;
-    const Tensor zero = constant(0, ct[0].dtype());
+    const Tensor zero = constant(0, ct[0]);
     g[1] = sum_to(where(in[0], ct[0], zero), in[1].shape());
     g[2] = sum_to(where(in[0], zero, ct[0]), in[2].shape());
     return g;

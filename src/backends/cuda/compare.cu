@@ -1,10 +1,12 @@
 // Comparison kernels (eq, ne, lt, le, gt, ge) over every real dtype, bool and the integers
 // included (16-bit floats compared in float32, which is exact), a bool output, over the strided
 // geometry; logical and / or of bool operands. A table indexed by op and dtype, like binary.cu.
-// Also where(cond, a, b), a pure selection, so one kernel per element width serves every dtype.
+// Also where(cond, a, b), a pure selection, so one kernel per element width serves every dtype,
+// and the float predicates isnan / isinf / isfinite (bool outputs too).
 #include <array>
 
 #include "backends/cuda/device.cuh"
+#include "backends/cuda/functors.cuh"
 
 namespace tessera::cuda::k {
 namespace {
@@ -63,6 +65,45 @@ constexpr std::array<Row, kNumCompare> kTable = {row<Eq>(),       row<Ne>(),    
                                                  row<Le>(),       row<Gt>(),     row<Ge>(),
                                                  bool_row<And>(), bool_row<Or>()};
 
+// ---- isnan, isinf, isfinite of floats (16-bit ones in float32: exact) ----
+#define TS_PREDICATE(Name, f)                               \
+  struct Name {                                             \
+    template <class C>                                      \
+    __device__ __forceinline__ bool operator()(C x) const { \
+      return fn::f(x);                                      \
+    }                                                       \
+  };
+TS_PREDICATE(IsNan, isnan_of)
+TS_PREDICATE(IsInf, isinf_of)
+TS_PREDICATE(IsFinite, isfinite_of)
+#undef TS_PREDICATE
+
+template <class T, class Op>
+__global__ void predicate_strided(const T* in, bool* out, Geometry g) {
+  const Op op;
+  for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
+    int64_t o[2];
+    offsets<2>(g, i, o);
+    out[o[0]] = op(Io<T>::up(in[o[1]]));
+  }
+}
+
+using PredicateLaunch = void (*)(const void*, void*, const Geometry&, cudaStream_t);
+template <class T, class Op>
+void launch_predicate(const void* in, void* out, const Geometry& g, cudaStream_t s) {
+  predicate_strided<T, Op><<<blocks_for(g.numel), kThreads, 0, s>>>(static_cast<const T*>(in),
+                                                                    static_cast<bool*>(out), g);
+}
+using PredicateRow = std::array<PredicateLaunch, 4>;  // kF16, kBF16, kF32, kF64
+template <class Op>
+constexpr PredicateRow predicate_row() {
+  return {&launch_predicate<__half, Op>, &launch_predicate<__nv_bfloat16, Op>,
+          &launch_predicate<float, Op>, &launch_predicate<double, Op>};
+}
+// Indexed by PredicateOp.
+constexpr std::array<PredicateRow, kNumPredicate> kPredicates = {
+    predicate_row<IsNan>(), predicate_row<IsInf>(), predicate_row<IsFinite>()};
+
 template <class W>
 __global__ void where_strided(const bool* c, const W* a, const W* b, W* out, Geometry g) {
   for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
@@ -97,6 +138,11 @@ void compare(int op, int code, const void* a, const void* b, void* out, const Ge
              void* stream) {
   kTable[static_cast<size_t>(op)][static_cast<size_t>(code)](a, b, out, g,
                                                              static_cast<cudaStream_t>(stream));
+}
+
+void predicate(int op, int code, const void* in, void* out, const Geometry& g, void* stream) {
+  kPredicates[static_cast<size_t>(op)][static_cast<size_t>(code - kF16)](
+      in, out, g, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace tessera::cuda::k

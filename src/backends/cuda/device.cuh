@@ -46,6 +46,32 @@ struct Io<__nv_bfloat16> {
   __device__ __forceinline__ static __nv_bfloat16 down(float x) { return __float2bfloat16_rn(x); }
 };
 
+/// A scalar parameter of a functor (add's alpha, softplus's beta) kept in both precisions, so
+/// the kernel never converts it per element.
+struct Param {
+  float f;
+  double d;
+  explicit Param(double v = 0) : f(static_cast<float>(v)), d(v) {}
+  template <class C>
+  __device__ __forceinline__ C as() const {
+    if constexpr (sizeof(C) == sizeof(float))
+      return f;
+    else
+      return d;
+  }
+};
+
+/// Records the first fault of a kernel in mapped host memory (the host raises it after the
+/// next synchronization); later faults are dropped.
+__device__ __forceinline__ void record_fault(IndexFault* f, int op, int64_t index, int64_t size) {
+  if (atomicCAS_system(&f->flag, 0, 1) == 0) {
+    f->op = op;
+    f->index = index;
+    f->size = size;
+    __threadfence_system();
+  }
+}
+
 /// Element offsets of flat index i in each of N operands of g.
 template <int N>
 __device__ __forceinline__ void offsets(const Geometry& g, int64_t i, int64_t (&o)[N]) {

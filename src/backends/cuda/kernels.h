@@ -36,7 +36,8 @@ struct Geometry {
   bool aligned = false;
 };
 
-// Elementwise ops with a device functor (index into the tables of elementwise.cu).
+// Elementwise ops with a device functor (indices into the launch tables of unary.cu /
+// unary_more.cu and binary.cu / division.cu; their rules for one element: functors.cuh).
 enum UnaryOp : int {
   kNeg,
   kAbs,
@@ -64,6 +65,13 @@ enum UnaryOp : int {
   kCeil,
   kRound,
   kTrunc,
+  kAsin,
+  kAcos,
+  kAtan,
+  kSinh,
+  kCosh,
+  kSign,      ///< -1, 0, 1; NaN gives 0
+  kSoftplus,  ///< params: beta, threshold
   kNumUnary
 };
 enum BinaryOp : int {
@@ -76,8 +84,31 @@ enum BinaryOp : int {
   kPow,
   kAtan2,
   kReluBackward,  ///< a (the gradient) where b (ReLU's output) > 0, else 0
+  kFloorDivide,   ///< Python's a // b
+  kRemainder,     ///< Python's a % b (the divisor's sign)
   kNumBinary
 };
+/// Integer and bool ops (integer.cu): wrapping arithmetic, Python's division rules, bitwise.
+/// Bool is allowed where the CPU allows it (add: or, mul: and, extrema, bitwise, sign).
+enum IntUnaryOp : int { kINeg, kIAbs, kIRelu, kISign, kISquare, kIBitNot, kNumIntUnary };
+enum IntBinaryOp : int {
+  kIAdd,  ///< a + alpha * b
+  kISub,
+  kIMul,
+  kIMaximum,
+  kIMinimum,
+  kIPow,          ///< by squaring; a negative exponent gives 0 except for bases 1 and -1
+  kIFloorDivide,  ///< b == 0: the element is 0 and the fault is recorded (ValueError)
+  kIRemainder,    ///< likewise
+  kIBitAnd,
+  kIBitOr,
+  kIBitXor,
+  kNumIntBinary
+};
+/// Float predicates with a bool output (compare.cu); integer and bool inputs are constants.
+enum PredicateOp : int { kIsNan, kIsInf, kIsFinite, kNumPredicate };
+/// Ternary ops (ternary.cu): clamp(x, lo, hi) for integers and floats, lerp(a, b, w) for floats.
+enum TernaryOp : int { kClamp, kLerp, kNumTernary };
 /// kAnd and kOr take bool operands only (the host converts other dtypes to bool first).
 enum CompareOp : int { kEq, kNe, kLt, kLe, kGt, kGe, kAnd, kOr, kNumCompare };
 /// Reductions with a device functor (mean is kSum with scale 1/n).
@@ -85,13 +116,32 @@ enum ReduceOp : int { kRSum, kRMax, kRMin, kNumReduce };
 
 /// Whether the float kernels cover a dtype code (float16, bfloat16, float32, float64).
 inline bool float_code(int code) { return code >= kF16 && code <= kF64; }
+/// Whether a dtype code is an integer (uint8 ... int64).
+inline bool int_code(int code) { return code >= kU8 && code <= kI64; }
+
+struct IndexFault;
 
 // Each launcher queues work on `stream` (a cudaStream_t) of the current device.
-/// out = op(in); both of dtype `code`.
-void unary(int op, int code, const void* in, void* out, const Geometry& g, void* stream);
-/// out = op(a, b) (add: a + alpha * b); all of dtype `code`.
+/// out = op(in); both of dtype `code` (a float). p0 and p1 are the op's parameters (softplus:
+/// beta, threshold), ignored by the others.
+void unary(int op, int code, const void* in, void* out, const Geometry& g, double p0, double p1,
+           void* stream);
+/// out = op(a, b) (add: a + alpha * b); all of dtype `code` (a float).
 void binary(int op, int code, const void* a, const void* b, void* out, double alpha,
             const Geometry& g, void* stream);
+/// out = op(in) (an IntUnaryOp); both of dtype `code` (bool or an integer).
+void int_unary(int op, int code, const void* in, void* out, const Geometry& g, void* stream);
+/// out = op(a, b) (an IntBinaryOp; add: a + alpha * b, alpha converted to the dtype); all of
+/// dtype `code` (bool or an integer). Division by zero writes 0 and records the first such
+/// element in `fault` (kFloorDivideByZero / kRemainderByZero, the dividend as its index);
+/// `fault` may be null for the other ops.
+void int_binary(int op, int code, const void* a, const void* b, void* out, int64_t alpha,
+                const Geometry& g, IndexFault* fault, void* stream);
+/// out (bool, operand 0) = op(in) (a PredicateOp); in (operand 1) of a float dtype `code`.
+void predicate(int op, int code, const void* in, void* out, const Geometry& g, void* stream);
+/// out (operand 0) = op(a, b, c) (a TernaryOp; operands 1, 2, 3), all of dtype `code`.
+void ternary(int op, int code, const void* a, const void* b, const void* c, void* out,
+             const Geometry& g, void* stream);
 /// out (bool, operand 0) = op(a, b); a and b of dtype `code` (any real dtype, bool included).
 void compare(int op, int code, const void* a, const void* b, void* out, const Geometry& g,
              void* stream);
@@ -127,6 +177,9 @@ struct IndexFault {
   int64_t index, size;
 };
 enum IndexOp : int32_t { kGather = 1, kScatterAdd, kIndexSelect, kIndexAdd };
+/// Integer division by zero (int_binary) is recorded in the same place and raised as
+/// ValueError, the CPU's error; `index` holds the dividend. Values apart from IndexOp's.
+enum ArithFault : int32_t { kFloorDivideByZero = 64, kRemainderByZero };
 
 /// out (operand 0) = x (operand 1, its stride along the indexed dim zeroed) moved along the
 /// indexed dim by idx (operand 2, int64): out[o] = x[o1 + idx[o2] * dim_stride]. Elements of

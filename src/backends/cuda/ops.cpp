@@ -1,8 +1,9 @@
 // CUDA kernels of the elementwise, creation and copy primitives, registered into the primitive
 // table under DeviceType::CUDA. Host code only: it turns tensors into a Geometry and calls the
-// launchers of unary.cu, binary.cu and copy.cu on the current stream. Tables map each
-// primitive to its device functor; a dtype outside a table is "no cuda kernel" in the
-// scheduler's words, never a silent fallback.
+// launchers of unary.cu, binary.cu and copy.cu on the current stream (the integer, predicate
+// and ternary families are in elementwise.cpp). Tables map each primitive to its device
+// functor; a dtype outside a table is "no cuda kernel" in the scheduler's words, never a
+// silent fallback.
 #include <array>
 #include <cstring>
 #include <span>
@@ -62,6 +63,30 @@ uint64_t fill_bits(const Scalar& v, DType dt) {
     std::memcpy(&bits, &x, sizeof(T));
   });
   return bits;
+}
+
+k::Geometry unary_geometry(const Tensor& x, const Tensor& y, const char* op) {
+  const std::array<const int64_t*, 2> strides{y.strides().data(), x.strides().data()};
+  const std::array<const void*, 2> ptrs{y.raw_data(), x.raw_data()};
+  return make_geometry(y.shape(), strides, ptrs, op);
+}
+
+k::Geometry binary_geometry(const Tensor& x, const Tensor& w, const Tensor& y, const char* op) {
+  const Strides sx = cpu::broadcast_strides(x, y.shape(), op);
+  const Strides sw = cpu::broadcast_strides(w, y.shape(), op);
+  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
+  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
+  return make_geometry(y.shape(), strides, ptrs, op);
+}
+
+k::Geometry ternary_geometry(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& y,
+                             const char* op) {
+  const Strides sa = cpu::broadcast_strides(a, y.shape(), op);
+  const Strides sb = cpu::broadcast_strides(b, y.shape(), op);
+  const Strides sc = cpu::broadcast_strides(c, y.shape(), op);
+  const std::array<const int64_t*, 4> strides{y.strides().data(), sa.data(), sb.data(), sc.data()};
+  const std::array<const void*, 4> ptrs{y.raw_data(), a.raw_data(), b.raw_data(), c.raw_data()};
+  return make_geometry(y.shape(), strides, ptrs, op);
 }
 
 namespace {
@@ -235,13 +260,24 @@ constexpr std::array kUnary = {
     Entry{"erf", k::kErf},         Entry{"reciprocal", k::kReciprocal},
     Entry{"square", k::kSquare},   Entry{"floor", k::kFloor},
     Entry{"ceil", k::kCeil},       Entry{"round", k::kRound},
-    Entry{"trunc", k::kTrunc},
+    Entry{"trunc", k::kTrunc},     Entry{"asin", k::kAsin},
+    Entry{"acos", k::kAcos},       Entry{"atan", k::kAtan},
+    Entry{"sinh", k::kSinh},       Entry{"cosh", k::kCosh},
+    Entry{"sign", k::kSign},       Entry{"softplus", k::kSoftplus},
 };
 
 constexpr std::array kBinary = {
-    Entry{"add", k::kAdd}, Entry{"sub", k::kSub},         Entry{"mul", k::kMul},
-    Entry{"div", k::kDiv}, Entry{"maximum", k::kMaximum}, Entry{"minimum", k::kMinimum},
-    Entry{"pow", k::kPow}, Entry{"atan2", k::kAtan2},     Entry{"relu_backward", k::kReluBackward},
+    Entry{"add", k::kAdd},
+    Entry{"sub", k::kSub},
+    Entry{"mul", k::kMul},
+    Entry{"div", k::kDiv},
+    Entry{"maximum", k::kMaximum},
+    Entry{"minimum", k::kMinimum},
+    Entry{"pow", k::kPow},
+    Entry{"atan2", k::kAtan2},
+    Entry{"relu_backward", k::kReluBackward},
+    Entry{"floor_divide", k::kFloorDivide},
+    Entry{"remainder", k::kRemainder},
 };
 
 // Comparisons: real operands of one dtype (the op layer promotes), a bool output.
@@ -271,22 +307,16 @@ void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   int op = e.op;
   if (op == k::kGelu && a.get_or<std::string_view>("approximate", "none") == "tanh")
     op = k::kGeluTanh;
-  const std::array<const int64_t*, 2> strides{y.strides().data(), x.strides().data()};
-  const std::array<const void*, 2> ptrs{y.raw_data(), x.raw_data()};
-  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, e.name);
+  double p0 = 0, p1 = 0;  // softplus: beta, threshold (the other ops take none)
+  if (op == k::kSoftplus) {
+    p0 = a.get_or<double>("beta", 1.0);
+    p1 = a.get_or<double>("threshold", 20.0);
+  }
+  const k::Geometry g = unary_geometry(x, y, e.name);
   const int dev = y.device().index;
   DeviceGuard guard(dev);
-  k::unary(op, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), g, current_stream(dev));
+  k::unary(op, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), g, p0, p1, current_stream(dev));
   launched(dev, e.name);
-}
-
-// The launch geometry of y = op(x, w), x and w broadcast to y's shape.
-k::Geometry binary_geometry(const Tensor& x, const Tensor& w, const Tensor& y, const char* op) {
-  const Strides sx = cpu::broadcast_strides(x, y.shape(), op);
-  const Strides sw = cpu::broadcast_strides(w, y.shape(), op);
-  const std::array<const int64_t*, 3> strides{y.strides().data(), sx.data(), sw.data()};
-  const std::array<const void*, 3> ptrs{y.raw_data(), x.raw_data(), w.raw_data()};
-  return make_geometry(y.shape(), strides, ptrs, op);
 }
 
 void run_binary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
@@ -349,12 +379,7 @@ bool where_dtypes(Inputs in, const Attrs&) {
 void where_kernel(Inputs in, Outputs out, const Attrs&) {
   const Tensor &c = in[0], &x = in[1], &w = in[2], &y = out[0];
   if (y.numel() == 0) return;
-  const Strides sc = cpu::broadcast_strides(c, y.shape(), "where");
-  const Strides sx = cpu::broadcast_strides(x, y.shape(), "where");
-  const Strides sw = cpu::broadcast_strides(w, y.shape(), "where");
-  const std::array<const int64_t*, 4> strides{y.strides().data(), sc.data(), sx.data(), sw.data()};
-  const std::array<const void*, 4> ptrs{y.raw_data(), c.raw_data(), x.raw_data(), w.raw_data()};
-  const k::Geometry g = make_geometry(y.shape(), strides, ptrs, "where");
+  const k::Geometry g = ternary_geometry(c, x, w, y, "where");
   const int dev = y.device().index;
   DeviceGuard guard(dev);
   k::where(static_cast<int>(y.itemsize()), c.raw_data(), x.raw_data(), w.raw_data(), y.raw_data(),
@@ -402,6 +427,7 @@ void register_elementwise_kernels(Registry& r) {
   register_logical(r, std::make_index_sequence<kLogical.size()>{});
   r.add_kernel("logical_not", {DeviceType::CUDA, "cuda", logical_not_kernel, all_real});
   r.add_kernel("where", {DeviceType::CUDA, "cuda", where_kernel, where_dtypes});
+  register_more_elementwise_kernels(r);
   r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
   r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
   r.add_kernel("clone", {DeviceType::CUDA, "cuda", clone_kernel});

@@ -18,6 +18,14 @@ int dtype_code(DType dt);
 k::Geometry make_geometry(const Shape& shape, std::span<const int64_t* const> strides,
                           std::span<const void* const> ptrs, std::string_view op);
 
+/// The launch geometry of y = op(x) (operand 0: y, 1: x), y and x of one shape.
+k::Geometry unary_geometry(const Tensor& x, const Tensor& y, const char* op);
+/// The launch geometry of y = op(x, w), x and w broadcast to y's shape (operands y, x, w).
+k::Geometry binary_geometry(const Tensor& x, const Tensor& w, const Tensor& y, const char* op);
+/// The launch geometry of y = op(a, b, c), all broadcast to y's shape (operands y, a, b, c).
+k::Geometry ternary_geometry(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& y,
+                             const char* op);
+
 /// dst = src converted to dst's dtype and broadcast to its shape; both on dst's CUDA device,
 /// queued on the current stream. `op` (a static name) is named in errors.
 void convert_into(const Tensor& src, const Tensor& dst, const char* op);
@@ -26,6 +34,7 @@ void convert_into(const Tensor& src, const Tensor& dst, const char* op);
 uint64_t fill_bits(const Scalar& v, DType dt);
 
 void register_elementwise_kernels(Registry& r);
+void register_more_elementwise_kernels(Registry& r);  // elementwise.cpp
 void register_matmul_kernels(Registry& r);
 void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp

@@ -15,7 +15,7 @@
 namespace tessera::cuda {
 namespace {
 
-bool int_input(Inputs in, const Attrs&) { return k::int_code(dtype_code(in[0].dtype())); }
+bool int_input(Inputs in, const Attrs&) { return k::int_or_bool_code(dtype_code(in[0].dtype())); }
 bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
 bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
 

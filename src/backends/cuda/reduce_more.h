@@ -15,7 +15,7 @@ namespace tessera::cuda::k {
 inline constexpr int64_t kPartBytes = 32;
 
 /// Whether a code is bool or an integer (the integer kernels' dtypes).
-inline bool int_code(int code) { return code >= kBool && code <= kI64; }
+inline bool int_or_bool_code(int code) { return code >= kBool && code <= kI64; }
 
 enum IntReduceOp : int { kISum, kIProd, kIMax, kIMin, kNumIntReduce };
 /// Reductions of bool and integer inputs with the CPU's rules: sum and prod accumulate in

@@ -286,6 +286,13 @@ void check_index_fault(int device) {
                      "element was set to 0)",
                      p, index, device);
   }
+  if (op == k::kFloorDivideByZero || op == k::kRemainderByZero) {  // integer.cu
+    const bool fd = op == k::kFloorDivideByZero;
+    fail<ValueError>(fd ? "floor_divide" : "remainder",
+                     "integer division by zero ({} {} 0, found on cuda:{}; the element was set "
+                     "to 0)",
+                     index, fd ? "//" : "%", device);
+  }
   fail<IndexError>(index_op_name(op),
                    "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
                    "element was skipped)",

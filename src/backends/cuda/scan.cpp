@@ -22,7 +22,7 @@ void run_scan(const char* name, bool prod, Inputs in, Outputs out, const Attrs& 
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
   const int code = dtype_code(x.dtype());
-  const Tensor dst = staging(y, k::int_code(code) ? kInt64 : x.dtype());
+  const Tensor dst = staging(y, k::int_or_bool_code(code) ? kInt64 : x.dtype());
   Shape shape = x.shape();
   int64_t n = 1, si = 0, so = 0;
   if (x.dim() > 0) {

@@ -1,0 +1,89 @@
+#pragma once
+// Private to unary.cu and unary_more.cu: the unary kernels over a functor (16-byte vector
+// loads for contiguous aligned data, the strided geometry otherwise) and the rows of their
+// launch tables, so each file instantiates only its own ops and no nvcc compile grows large.
+#include <array>
+
+#include "backends/cuda/device.cuh"
+
+namespace tessera::cuda::k::unary_detail {
+
+// The op's parameters (softplus: beta, threshold); the other functors ignore them.
+struct Params {
+  Param p0, p1;
+};
+
+/// Declares functor Name: kId (its UnaryOp) and operator() on the compute type C (float or
+/// double), the body given as the macro's rest.
+#define TS_UNARY(Name, id, ...)                          \
+  struct Name : Params {                                 \
+    static constexpr int kId = id;                       \
+    template <class C>                                   \
+    __device__ __forceinline__ C operator()(C x) const { \
+      __VA_ARGS__;                                       \
+    }                                                    \
+  };
+
+template <class T, class Op>
+__global__ void unary_vec(const T* in, T* out, int64_t n, Op op) {
+  using V = Vec<T>;
+  const int64_t nv = n / V::kN, first = first_index(), stride = grid_stride();
+  for (int64_t i = first; i < nv; i += stride) {
+    const V a = reinterpret_cast<const V*>(in)[i];
+    V r;
+#pragma unroll
+    for (int j = 0; j < V::kN; ++j) r.v[j] = Io<T>::down(op(Io<T>::up(a.v[j])));
+    reinterpret_cast<V*>(out)[i] = r;
+  }
+  for (int64_t i = nv * V::kN + first; i < n; i += stride)
+    out[i] = Io<T>::down(op(Io<T>::up(in[i])));
+}
+
+template <class T, class Op>
+__global__ void unary_strided(const T* in, T* out, Geometry g, Op op) {
+  for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
+    int64_t o[2];
+    offsets<2>(g, i, o);
+    out[o[0]] = Io<T>::down(op(Io<T>::up(in[o[1]])));
+  }
+}
+
+using Launch = void (*)(const void*, void*, const Geometry&, const Params&, cudaStream_t);
+
+template <class T, class Op>
+void launch(const void* in, void* out, const Geometry& g, const Params& p, cudaStream_t s) {
+  const auto* x = static_cast<const T*>(in);
+  auto* y = static_cast<T*>(out);
+  const Op op{p};
+  if (g.contiguous && g.aligned && g.ndim == 1 && g.strides[1][0] == 1)
+    unary_vec<T, Op><<<blocks_for(g.numel / Vec<T>::kN), kThreads, 0, s>>>(x, y, g.numel, op);
+  else
+    unary_strided<T, Op><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, g, op);
+}
+
+// Columns follow the codes kF16, kBF16, kF32, kF64.
+using Row = std::array<Launch, 4>;
+template <class Op>
+constexpr Row row() {
+  return {&launch<__half, Op>, &launch<__nv_bfloat16, Op>, &launch<float, Op>, &launch<double, Op>};
+}
+/// The rows of the UnaryOps First, First + 1, ... (one functor each, by its kId).
+template <int First, class... Ops>
+constexpr std::array<Row, sizeof...(Ops)> make_rows() {
+  std::array<Row, sizeof...(Ops)> t{};
+  ((t[Ops::kId - First] = row<Ops>()), ...);
+  return t;
+}
+/// Every row filled: no two functors share an id.
+template <size_t N>
+constexpr bool complete(const std::array<Row, N>& t) {
+  for (const Row& r : t)
+    if (!r[0]) return false;
+  return true;
+}
+
+/// The ops from kAsin on (unary_more.cu).
+void unary_more(int op, int code, const void* in, void* out, const Geometry& g, const Params& p,
+                cudaStream_t s);
+
+}  // namespace tessera::cuda::k::unary_detail
