@@ -210,6 +210,24 @@ TEST(CudaCopy, NonBlockingCopiesBetweenPinnedMemoryAndTheGpu) {
   EXPECT_EQ(values(w.grad()), (std::vector<double>{2, 2, 2}));
 }
 
+TEST(CudaCopy, PeerCopiesBetweenTwoGpusAndMixedDevicesAreRefused) {
+  SKIP_WITHOUT_GPU();
+  if (cuda::device_count() < 2) GTEST_SKIP() << "needs two GPUs";
+  const Device g0 = Device::cuda(0), g1 = Device::cuda(1);
+  const Tensor x = arange(0, 3000, 1, kFloat32).reshape({30, 100});
+  const Tensor a = x.to(g0);
+  const Tensor b = a.to(g1);  // peer access enabled on first use where the hardware allows
+  EXPECT_EQ(b.device(), g1);
+  EXPECT_TRUE(same(b.to(Device::cpu()), x));
+  EXPECT_TRUE(same(a.t().to(g1).to(kFloat64).to(Device::cpu()), x.t().to(kFloat64)));
+  EXPECT_THROW(a + b, DeviceError) << "no implicit copy between devices";
+  // Work on cuda:1 while cuda:0 is current, and a gradient that crosses back.
+  Tensor w = ones({30, 100}, {kFloat32, g0}).requires_grad_();
+  (w.to(g1) * b).sum().backward();
+  EXPECT_EQ(w.grad().device(), g0);
+  EXPECT_TRUE(same(w.grad().to(Device::cpu()), x));
+}
+
 TEST(CudaAllocatorDevice, RecordStreamKeepsMemoryFromReuseUntilTheStreamIsDone) {
   SKIP_WITHOUT_GPU();
   const cuda::Stream side = cuda::Stream::create();

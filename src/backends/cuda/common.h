@@ -43,6 +43,11 @@ class DeviceGuard {
 /// The stream this thread queues work on for a device.
 cudaStream_t current_stream(int device);
 
+/// Lets device `to` read and write device `from`'s memory directly, where the hardware allows
+/// (NVLink or PCIe peer-to-peer); once per pair, later calls return at once. Without peer
+/// access a peer copy still works, staged through the host by the driver.
+void enable_peer_access(int from, int to);
+
 /// Tells the device's caching allocator that a stream (or the whole device, for stream ==
 /// nullptr and all == true) has finished its work.
 void allocator_synchronized(int device, cudaStream_t stream, bool all);

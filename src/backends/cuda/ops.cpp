@@ -203,6 +203,7 @@ void peer(const Tensor& src, const Tensor& dst) {
   sync_stream(from, current_stream(from), "copy_");
   const bool direct = packed.shape() == dst.shape() && dst.is_contiguous();
   Tensor landed = direct ? dst : Tensor::empty(packed.shape(), dst.dtype(), dst.device());
+  enable_peer_access(from, to);
   {
     DeviceGuard guard(to);
     TS_CUDA_CHECK("copy_", cudaMemcpyPeerAsync(landed.raw_data(), to, packed.raw_data(), from,

@@ -299,6 +299,27 @@ void check_index_fault(int device) {
                    index, size, device);
 }
 
+// ---- peers ----------------------------------------------------------------------------------
+
+void enable_peer_access(int from, int to) {
+  static std::mutex mu;
+  static std::array<std::array<bool, kMaxDevices>, kMaxDevices> tried{};
+  std::lock_guard lock(mu);
+  bool& done = tried[static_cast<size_t>(to)][static_cast<size_t>(from)];
+  if (done || from == to) return;
+  done = true;
+  int can = 0;
+  TS_CUDA_CHECK("cuda.peer_access", cudaDeviceCanAccessPeer(&can, to, from));
+  if (!can) return;
+  DeviceGuard guard(to);
+  const cudaError_t e = cudaDeviceEnablePeerAccess(from, 0);
+  if (e == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();  // enabled before (by another library): what we wanted
+    return;
+  }
+  TS_CUDA_CHECK("cuda.peer_access", e);
+}
+
 // ---- streams --------------------------------------------------------------------------------
 
 cudaStream_t current_stream(int device) { return t_current_stream[static_cast<size_t>(device)]; }
