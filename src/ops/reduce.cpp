@@ -219,8 +219,7 @@ std::vector<TensorMeta> layer_norm_infer(Inputs in, const Attrs& a) {
 std::vector<TensorMeta> layer_norm_backward_infer(Inputs in, const Attrs& a) {
   constexpr std::string_view op = "layer_norm_backward";
   if (in.size() < 4 || in.size() > 5)
-    fail<ValueError>(op, "takes dy, x, mean, rstd and weight (4 or 5 inputs), got {}",
-                     in.size());
+    fail<ValueError>(op, "takes dy, x, mean, rstd and weight (4 or 5 inputs), got {}", in.size());
   const Tensor& x = in[1];
   floats_only(x.dtype(), a, op);
   const Shape row = row_shape(x, a, op);
