@@ -408,6 +408,7 @@ void register_kernels(Registry& r) {
   register_pool_kernels(r);
   register_conv_kernels(r);
   register_index_kernels(r);
+  register_layer_norm_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -31,5 +31,6 @@ void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp
 void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without cuDNN
 void register_index_kernels(Registry& r);
+void register_layer_norm_kernels(Registry& r);  // layer_norm.cpp
 
 }  // namespace tessera::cuda
