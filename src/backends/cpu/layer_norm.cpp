@@ -184,16 +184,25 @@ void layer_norm_backward_typed(Inputs in, Outputs out, const Attrs& a) {
     rows.run(g.rows * c / blocks, g.rows * (c + 1) / blocks, part.data() + c * g.n,
              part.data() + (blocks + c) * g.n);
   });
+  // The blocks' sums in block order, in double: columns in parallel, each chunk's blocks
+  // added row by row (a loop the compiler vectorizes).
   T *dw = out[1].data_ptr<T>(), *db = out[2].data_ptr<T>();
-  for (int64_t j = 0; j < g.n; ++j) {
-    double sw = 0, sb = 0;
+  parallel_for(g.n, 4096, [&](int64_t j0, int64_t j1) {
+    const auto len = static_cast<size_t>(j1 - j0);
+    std::vector<double> sw(len, 0.0), sb(len, 0.0);
     for (int64_t c = 0; c < blocks; ++c) {
-      sw += static_cast<double>(part[static_cast<size_t>(c * g.n + j)]);
-      sb += static_cast<double>(part[static_cast<size_t>((blocks + c) * g.n + j)]);
+      const C* pw_c = part.data() + c * g.n + j0;
+      const C* pb_c = part.data() + (blocks + c) * g.n + j0;
+      for (size_t j = 0; j < len; ++j) {
+        sw[j] += static_cast<double>(pw_c[j]);
+        sb[j] += static_cast<double>(pb_c[j]);
+      }
     }
-    dw[j] = T(static_cast<C>(sw));
-    db[j] = T(static_cast<C>(sb));
-  }
+    for (size_t j = 0; j < len; ++j) {
+      dw[j0 + static_cast<int64_t>(j)] = T(static_cast<C>(sw[j]));
+      db[j0 + static_cast<int64_t>(j)] = T(static_cast<C>(sb[j]));
+    }
+  });
 }
 
 void layer_norm_backward_kernel(Inputs in, Outputs out, const Attrs& a) {
