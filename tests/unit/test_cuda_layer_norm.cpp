@@ -46,16 +46,20 @@ const std::vector<Shape2> kShapes = {{{5, 1}, 1},    {{7, 3}, 1},     {{9, 32}, 
 
 Shape row_of(const Shape& s, int64_t k) { return Shape(s.end() - k, s.end()); }
 
-// The same values as x, as a view whose data starts one element into its storage (so it is
-// not 16-byte aligned), or as a transposed copy (strided).
+// Layouts, applied on each device to the same values: as is, a view whose data starts one
+// element into its storage (not 16-byte aligned: the scalar path), and strided (transposed
+// storage: the host code packs it).
 Tensor offset_view(const Tensor& x) {
-  Tensor flat = empty({x.numel() + 1}, x.dtype());
+  Tensor flat = empty({x.numel() + 1}, TensorOptions(x.dtype(), x.device()));
   flat.slice(0, 1, std::nullopt).copy_(x.reshape({-1}));
   return flat.slice(0, 1, std::nullopt).view(x.shape());
 }
 Tensor strided(const Tensor& x) {
   return x.dim() < 2 ? x : x.transpose(0, 1).contiguous().transpose(0, 1);
 }
+Tensor as_is(const Tensor& x) { return x; }
+using Layout = std::pair<const char*, Tensor (*)(const Tensor&)>;
+const Layout kLayouts[] = {{"contiguous", as_is}, {"unaligned", offset_view}, {"strided", strided}};
 
 std::string what(const char* op, const Tol& t, const Shape2& s, const char* layout,
                  const char* affine) {
@@ -72,15 +76,13 @@ TEST(CudaLayerNorm, ForwardMatchesTheCpu) {
     const Tensor b64 = randn(row_of(s.shape, s.k), kFloat64);
     for (const Tol& tol : kTols) {
       const Tensor xc = x64.to(tol.dtype), w = w64.to(tol.dtype), b = b64.to(tol.dtype);
-      const std::vector<std::pair<const char*, Tensor>> layouts{
-          {"contiguous", xc}, {"unaligned", offset_view(xc)}, {"strided", strided(xc)}};
-      for (const auto& [layout, x] : layouts)
+      for (const auto& [layout, make] : kLayouts)
         for (int affine = 0; affine < 3; ++affine) {
           const char* names[] = {"plain", "weight", "weight+bias"};
           const Tensor wa = affine > 0 ? w : Tensor(), ba = affine > 1 ? b : Tensor();
-          auto [y, m, r] = native_layer_norm(x, s.k, wa, ba);
+          auto [y, m, r] = native_layer_norm(make(xc), s.k, wa, ba);
           auto [yg, mg, rg] =
-              native_layer_norm(x.to(kGpu), s.k, affine > 0 ? wa.to(kGpu) : Tensor(),
+              native_layer_norm(make(xc.to(kGpu)), s.k, affine > 0 ? wa.to(kGpu) : Tensor(),
                                 affine > 1 ? ba.to(kGpu) : Tensor());
           const std::string label = what("layer_norm", tol, s, layout, names[affine]);
           expect_close(yg, y, tol.rtol, tol.atol, label + " y");
@@ -105,16 +107,17 @@ TEST(CudaLayerNorm, BackwardMatchesTheCpu) {
     for (const Tol& tol : kTols) {
       const Tensor x = x64.to(tol.dtype), dy = dy64.to(tol.dtype), w = w64.to(tol.dtype);
       auto [y, mean, rstd] = native_layer_norm(x, s.k, w);
-      const std::vector<std::pair<const char*, Tensor>> layouts{
-          {"contiguous", dy}, {"unaligned", offset_view(dy)}, {"strided", strided(dy)}};
-      for (const auto& [layout, dyv] : layouts)
+      for (const auto& [layout, make] : kLayouts)
         for (int weight = 0; weight < 3; ++weight) {
           const char* names[] = {"no weight", "weight", "weight grads"};
-          std::vector<Tensor> args{dyv, x, mean, rstd};
-          if (weight > 0) args.push_back(w);
+          std::vector<Tensor> args{make(dy), make(x), mean, rstd};
+          std::vector<Tensor> gpu_args{make(dy.to(kGpu)), make(x.to(kGpu)), mean.to(kGpu),
+                                       rstd.to(kGpu)};
+          if (weight > 0) {
+            args.push_back(w);
+            gpu_args.push_back(w.to(kGpu));
+          }
           const Attrs a{{"ndim", s.k}, {"weight_grads", weight == 2}};
-          std::vector<Tensor> gpu_args;
-          for (const Tensor& t : args) gpu_args.push_back(t.to(kGpu));
           const std::vector<Tensor> want = dispatch(bw, args, a), got = dispatch(bw, gpu_args, a);
           ASSERT_EQ(got.size(), want.size());
           const std::string label = what("layer_norm_backward", tol, s, layout, names[weight]);
