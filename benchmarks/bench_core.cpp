@@ -1,5 +1,6 @@
-// `tessera bench core`: memory-bound elementwise/reduction kernels against a plain
-// multi-threaded copy, GEMM against cblas_sgemm called directly, and the funnel's fixed cost.
+// `tessera bench core`: memory-bound elementwise/reduction kernels and layer_norm against a
+// plain multi-threaded copy, GEMM against cblas_sgemm called directly, and the funnel's fixed
+// cost.
 #include <cblas.h>
 #include <fmt/format.h>
 
@@ -37,6 +38,39 @@ std::vector<Record> memory_cases(const Options& opt) {
   const double copy_bw = 2.0 * static_cast<double>(bytes) / t[0];  // read + write
   return {bandwidth_case("add f32 2^24", 3 * n4, t[1], copy_bw, ">= 0.90"),
           bandwidth_case("sum f32 2^24", n4, t[2], copy_bw, ">= 0.85")};
+}
+
+// The formula nn::functional::layer_norm was before the fused primitive (a pass per op).
+Tensor composite_layer_norm(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const Tensor mean = tessera::mean(x, {-1}, true), var = tessera::var(x, {-1}, 0, true);
+  return (x - mean) * rsqrt(var + 1e-5) * w + b;
+}
+
+// layer_norm over the last dim against a copy of the same bytes (read + write) and against
+// the composite formula it replaced, the three in alternation.
+std::vector<Record> layer_norm_cases(const Shape& shape, const std::string& label,
+                                     const Options& opt) {
+  const Tensor x = rand(shape), w = rand({shape.back()}), b = rand({shape.back()});
+  Tensor dst = zeros(shape);
+  const auto* s = static_cast<const char*>(x.raw_data());
+  auto* d = static_cast<char*>(dst.raw_data());
+  const auto bytes = static_cast<int64_t>(x.nbytes());
+  auto copy = [&] {
+    parallel_for(bytes, 1 << 20,
+                 [&](int64_t lo, int64_t hi) { std::memcpy(d + lo, s + lo, hi - lo); });
+  };
+  const Shape last{shape.back()};
+  const auto t =
+      median_seconds_interleaved({copy, [&] { (void)nn::functional::layer_norm(x, last, w, b); },
+                                  [&] { (void)composite_layer_norm(x, w, b); }},
+                                 opt);
+  const double copy_bw = 2.0 * static_cast<double>(bytes) / t[0];
+  const std::string name = "layer_norm f32 " + label;
+  // No bandwidth target on the CPU (the 0.75 of the copy is for the GPU): the three
+  // passes over a row in cache cost about as much as reading it from memory.
+  return {bandwidth_case(name, 2.0 * static_cast<double>(bytes), t[1], copy_bw, ""),
+          {name + " vs the mean/var composite", t[2] / t[1], "x faster", "the composite", 1.0,
+           t[2] / t[1], ">= 2"}};
 }
 
 Record gemm_case(int64_t n, const Options& opt) {
@@ -92,6 +126,9 @@ Record tiny_op_case(const Options& opt) {
 
 std::vector<Record> run_core(const Options& opt) {
   std::vector<Record> out = memory_cases(opt);
+  for (const auto& r : layer_norm_cases({1024, 4096}, "1024 rows of 4096", opt)) out.push_back(r);
+  for (const auto& r : layer_norm_cases({64, 128, 256}, "(64, 128, 256) over 256", opt))
+    out.push_back(r);
   for (int64_t n : {256, 1024, 2048}) out.push_back(gemm_case(n, opt));
   out.push_back(tiny_op_case(opt));
   return out;

@@ -387,6 +387,56 @@ def test_layer_norm_matches_numpy_and_its_gradient_matches_finite_differences():
     np.testing.assert_allclose(xt.grad.numpy(), numeric, rtol=1e-5, atol=1e-8)
 
 
+@requires_torch
+@pytest.mark.parametrize("shape,normalized,affine", [
+    ((3, 5), (5,), "both"), ((2, 3, 4), (3, 4), "both"), ((4, 6), (6,), "weight"),
+    ((2, 3, 4), (3, 4), "none"), ((5, 4, 3), (3,), "transposed")])
+def test_layer_norm_values_and_gradients_match_pytorch(shape, normalized, affine):
+    """The fused layer_norm: values, first and second derivatives, float64 and float32."""
+    x = randn(*shape)
+    w, b = randn(*normalized, seed=1) + 1.5, randn(*normalized, seed=2)
+    g, v = randn(*shape, seed=3), randn(*shape, seed=4)
+    for dt, tdt, tol in ((ts.float64, torch.float64, 1e-10), (ts.float32, torch.float32, 2e-5)):
+        ours = [ts.tensor(a, dtype=dt, requires_grad=True) for a in (x, w, b)]
+        theirs = [torch.tensor(a, dtype=tdt, requires_grad=True) for a in (x, w, b)]
+        xo, xt = ours[0], theirs[0]
+        if affine == "transposed":  # a non-contiguous input
+            xo = xo.transpose(0, 2).contiguous().transpose(0, 2)
+            xt = xt.transpose(0, 2).contiguous().transpose(0, 2)
+        used = {"both": 3, "transposed": 3, "weight": 2, "none": 1}[affine]
+        yo = F.layer_norm(xo, normalized, *ours[1:used])
+        yt = torch.nn.functional.layer_norm(xt, normalized, *theirs[1:used])
+        np.testing.assert_allclose(yo.detach().numpy(), yt.detach().numpy(), rtol=tol, atol=tol)
+        go = ts.autograd.grad((yo * ts.tensor(g, dtype=dt)).sum(), ours[:used], create_graph=True)
+        gt = torch.autograd.grad((yt * torch.tensor(g, dtype=tdt)).sum(), theirs[:used],
+                                 create_graph=True)
+        for a, c in zip(go, gt):
+            np.testing.assert_allclose(a.detach().numpy(), c.detach().numpy(), rtol=tol * 10,
+                                       atol=tol * 10)
+        # Second derivatives of <d/dx, v>.
+        ho = ts.autograd.grad((go[0] * ts.tensor(v, dtype=dt)).sum(), ours[:used],
+                              allow_unused=True)
+        ht = torch.autograd.grad((gt[0] * torch.tensor(v, dtype=tdt)).sum(), theirs[:used],
+                                 allow_unused=True)
+        for a, c in zip(ho, ht):
+            if c is None:
+                assert a is None or not a.numpy().any()
+                continue
+            np.testing.assert_allclose(a.numpy(), c.numpy(), rtol=tol * 100, atol=tol * 100)
+
+
+def test_layer_norm_16_bit_floats_compute_in_float32():
+    x = randn(4, 64)
+    ref = F.layer_norm(ts.tensor(x, dtype=ts.float32), (64,)).numpy()
+    for dt, tol in ((ts.float16, 2e-3), (ts.bfloat16, 1.6e-2)):
+        xr = ts.tensor(x, dtype=dt)
+        got = F.layer_norm(xr, (64,))
+        assert got.dtype == dt
+        want = F.layer_norm(xr.to(ts.float32), (64,)).numpy()
+        np.testing.assert_allclose(got.to(ts.float32).numpy(), want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(got.to(ts.float32).numpy(), ref, rtol=8 * tol, atol=8 * tol)
+
+
 # ---- functional ----------------------------------------------------------------------------------
 
 def test_cross_entropy_options_match_numpy():

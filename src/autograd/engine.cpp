@@ -81,13 +81,15 @@ void check_anomaly(const Node& n, const std::vector<Tensor>& res) {
   }
 }
 
-// Zeros for the slots nobody sent a gradient to, when some other slot got one.
+// Zeros for the slots nobody sent a gradient to, when some other slot got one (not for aux
+// outputs: their rules read an undefined cotangent as zero).
 bool fill_missing(const Node& n, std::vector<Tensor>& grads) {
   bool any = false;
   for (const Tensor& g : grads) any = any || g.defined();
   if (!any) return false;
   for (size_t s = 0; s < grads.size(); ++s)
-    if (!grads[s].defined() && rules::is_differentiable(n.out_meta[s].dtype))
+    if (!grads[s].defined() && n.out_meta[s].zero_if_unused &&
+        rules::is_differentiable(n.out_meta[s].dtype))
       grads[s] = zeros(n.out_meta[s].shape, n.out_meta[s].dtype);
   return true;
 }

@@ -25,6 +25,8 @@ struct Edge {
 struct OutMeta {
   Shape shape;
   DType dtype;
+  /// False for the aux outputs of a kAuxOutputs primitive: no zeros are made for them.
+  bool zero_if_unused = true;
 };
 
 using GradHook = std::function<Tensor(const Tensor&)>;

@@ -213,9 +213,9 @@ void record(const Primitive& p, Inputs in, const Attrs& a, std::span<const Tenso
     else
       node->inputs.emplace_back(in[i], false);
   }
-  for (const Tensor& o : out) {
-    node->outputs.emplace_back(skip_out ? rules::stand_in(o) : o, !skip_out);
-    node->out_meta.push_back({o.shape(), o.dtype()});
+  for (size_t o = 0; o < out.size(); ++o) {
+    node->outputs.emplace_back(skip_out ? rules::stand_in(out[o]) : out[o], !skip_out);
+    node->out_meta.push_back({out[o].shape(), out[o].dtype(), o == 0 || !p.has(kAuxOutputs)});
   }
   const bool through_view = inplace && meta_if(in[0]) && meta_if(in[0])->view_base.defined();
   if (through_view) {

@@ -8,7 +8,8 @@
 //  * vjp(inputs, outputs, cotangents, attrs) returns one tensor per input: the gradient, with
 //    the input's shape and dtype, or an undefined Tensor when the input carries no gradient
 //    (integer/bool inputs, index tensors). Cotangents come one per output; a floating output's
-//    cotangent is always defined (zeros when unused), a non-floating output's is undefined.
+//    cotangent is always defined (zeros when unused), a non-floating output's is undefined;
+//    so is an unused aux output's (trait kAuxOutputs: the outputs after the first).
 //  * jvp(inputs, outputs, tangents, attrs) returns one tangent per output (undefined = zero,
 //    and always undefined for non-floating outputs). tangents[i] is undefined when input i
 //    has no tangent: rules treat that as zero.
@@ -89,6 +90,8 @@ BatchFn batch_elementwise(const Primitive& p);
 // ---- registration (one function per family, called once after all primitives exist) ----
 void register_elementwise_rules(Registry& r);
 void register_reduce_rules(Registry& r);
+/// layer_norm and layer_norm_backward (rules_layer_norm.cpp), called by the reduce family's.
+void register_layer_norm_rules(Registry& r);
 void register_linalg_rules(Registry& r);
 void register_sort_rules(Registry& r);
 void register_view_rules(Registry& r);

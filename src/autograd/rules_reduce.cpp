@@ -358,6 +358,7 @@ void register_reduce_rules(Registry& r) {
   set_cumprod(r.get("cumprod"));
   set_softmax(r.get("softmax"));
   set_log_softmax(r.get("log_softmax"));
+  register_layer_norm_rules(r);
 
   for (const char* name : {"sum", "mean", "prod", "amax", "amin", "max_dim", "min_dim", "var",
                            "std", "logsumexp", "norm", "all", "any"})

@@ -166,11 +166,14 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
     TS_CHECK(!t->defined() || t->shape() == normalized_shape, ShapeError, "layer_norm",
              "{} must have shape {}, got {}", what, shape_str(normalized_shape),
              shape_str(t->shape()));
-  const Dims dims = trailing_dims(normalized_shape.size());
-  const Tensor mean = tessera::mean(x, dims, true), var = tessera::var(x, dims, 0, true);
-  Tensor y = (x - mean) * rsqrt(var + eps);
-  if (weight.defined()) y = y * weight;
-  return bias.defined() ? y + bias : y;
+  // One fused primitive (a read of x and a write of y); weight and bias in x's dtype, or all
+  // three in their common one, as the composite's promotion gave.
+  DType dt = x.dtype();
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined()) dt = promote_types(dt, t->dtype());
+  auto as = [dt](const Tensor& t) { return t.defined() && t.dtype() != dt ? t.to(dt) : t; };
+  return std::get<0>(native_layer_norm(as(x), static_cast<int64_t>(normalized_shape.size()),
+                                       as(weight), as(bias), eps));
 }
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,

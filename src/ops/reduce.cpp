@@ -1,13 +1,16 @@
 // Reduce family: reductions over any set of dims (sum, mean, prod, amax/amin, max/min with
-// indices, argmax/argmin, var/std, logsumexp, norm, all/any), scans (cumsum, cumprod) and
-// softmax/log_softmax. Every reduction takes attrs "dims" (empty = all) and "keepdim".
+// indices, argmax/argmin, var/std, logsumexp, norm, all/any), scans (cumsum, cumprod),
+// softmax/log_softmax and the fused layer_norm (with its backward). Every reduction takes attrs
+// "dims" (empty = all) and "keepdim".
 #include "tessera/ops/reduce.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <utility>
 
 #include "ops/reduce_dims.h"
+#include "tessera/ops/creation.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/runtime/dispatch.h"
 
@@ -163,6 +166,88 @@ Cost along_cost(Inputs in, std::span<const Tensor> out, const Attrs&) {
           static_cast<double>(in[0].nbytes() + out[0].nbytes())};
 }
 
+// ---- layer_norm: normalization over the trailing dims, fused -------------------------------
+//
+// layer_norm(x[, weight[, bias]]; ndim, eps) -> (y, mean, rstd): each row (the last ndim dims,
+// n elements) becomes (x - mean) * rstd * weight + bias with rstd = 1 / sqrt(var + eps), var
+// the biased variance. mean and rstd (shaped like x with the row dims as 1, like PyTorch's
+// native_layer_norm) are outputs so the backward needs no second statistics pass; they are
+// float32 for the 16-bit floats (computed there) and x's dtype otherwise.
+// layer_norm_backward(dy, x, mean, rstd[, weight]; ndim, weight_grads) -> dx[, dweight, dbias].
+
+DType stats_dtype(DType t) { return t == kFloat16 || t == kBFloat16 ? kFloat32 : t; }
+
+// The rows' count of normalized dims, validated against x.
+Shape row_shape(const Tensor& x, const Attrs& a, std::string_view op) {
+  const auto k = a.get<int64_t>("ndim");
+  if (k < 1 || k > x.dim())
+    fail<ShapeError>(op, "cannot normalize over the last {} dims of an input of shape {}", k,
+                     shape_str(x.shape()));
+  return {x.shape().end() - k, x.shape().end()};
+}
+
+Shape stats_shape(const Tensor& x, size_t row_dims) {
+  Shape s = x.shape();
+  std::fill(s.end() - static_cast<std::ptrdiff_t>(row_dims), s.end(), 1);
+  return s;
+}
+
+void check_like(std::string_view op, const char* what, const Tensor& t, const Shape& shape,
+                DType dt) {
+  if (t.shape() != shape)
+    fail<ShapeError>(op, "{} must have shape {}, got {}", what, shape_str(shape),
+                     shape_str(t.shape()));
+  if (t.dtype() != dt)
+    fail<DTypeError>(op, "{} has dtype {}, expected {}", what, dtype_name(t.dtype()),
+                     dtype_name(dt));
+}
+
+std::vector<TensorMeta> layer_norm_infer(Inputs in, const Attrs& a) {
+  constexpr std::string_view op = "layer_norm";
+  if (in.empty() || in.size() > 3)
+    fail<ValueError>(op, "takes x, weight and bias (1 to 3 inputs), got {}", in.size());
+  const Tensor& x = in[0];
+  floats_only(x.dtype(), a, op);
+  const Shape row = row_shape(x, a, op);
+  for (size_t i = 1; i < in.size(); ++i)
+    check_like(op, i == 1 ? "weight" : "bias", in[i], row, x.dtype());
+  const Shape st = stats_shape(x, row.size());
+  const DType sd = stats_dtype(x.dtype());
+  return {{x.shape(), x.dtype()}, {st, sd}, {st, sd}};
+}
+
+std::vector<TensorMeta> layer_norm_backward_infer(Inputs in, const Attrs& a) {
+  constexpr std::string_view op = "layer_norm_backward";
+  if (in.size() < 4 || in.size() > 5)
+    fail<ValueError>(op, "takes dy, x, mean, rstd and weight (4 or 5 inputs), got {}", in.size());
+  const Tensor& x = in[1];
+  floats_only(x.dtype(), a, op);
+  const Shape row = row_shape(x, a, op);
+  check_like(op, "dy", in[0], x.shape(), x.dtype());
+  const Shape st = stats_shape(x, row.size());
+  check_like(op, "mean", in[2], st, stats_dtype(x.dtype()));
+  check_like(op, "rstd", in[3], st, stats_dtype(x.dtype()));
+  if (in.size() > 4) check_like(op, "weight", in[4], row, x.dtype());
+  std::vector<TensorMeta> out{{x.shape(), x.dtype()}};
+  if (a.get_or<bool>("weight_grads", false)) {
+    if (in.size() < 5) fail<ValueError>(op, "weight_grads needs the weight input");
+    out.push_back({row, x.dtype()});
+    out.push_back({row, x.dtype()});
+  }
+  return out;
+}
+
+// Read x, write y (the statistics are small); ~8 flops per element.
+Cost layer_norm_cost(Inputs in, std::span<const Tensor> out, const Attrs&) {
+  double bytes = 0;
+  for (const Tensor& t : in) bytes += static_cast<double>(t.nbytes());
+  for (const Tensor& t : out) bytes += static_cast<double>(t.nbytes());
+  return {8 * static_cast<double>(in[0].numel()), bytes};
+}
+Cost layer_norm_backward_cost(Inputs in, std::span<const Tensor> out, const Attrs& a) {
+  return {12 * static_cast<double>(in[0].numel()), layer_norm_cost(in, out, a).bytes};
+}
+
 template <size_t... I, size_t... J>
 void define_all(Registry& r, std::index_sequence<I...>, std::index_sequence<J...>) {
   (r.define({.name = kReductions[I].name,
@@ -187,6 +272,13 @@ Attrs dims_attrs(Dims dims, bool keepdim) {
 void register_reduce_prims(Registry& r) {
   define_all(r, std::make_index_sequence<std::size(kReductions)>{},
              std::make_index_sequence<std::size(kAlongDim)>{});
+  r.define({.name = "layer_norm",
+            .traits = kAuxOutputs,
+            .infer = layer_norm_infer,
+            .cost = layer_norm_cost});
+  r.define({.name = "layer_norm_backward",
+            .infer = layer_norm_backward_infer,
+            .cost = layer_norm_backward_cost});
 }
 
 // ---- public ops -----------------------------------------------------------------------------
@@ -313,6 +405,18 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 Tensor log_softmax(const Tensor& x, int64_t dim) {
   static const Primitive& p = prim("log_softmax");
   return dispatch1(p, {x}, {{"dim", dim}});
+}
+
+std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& x, int64_t normalized_ndim,
+                                                     const Tensor& weight, const Tensor& bias,
+                                                     double eps) {
+  static const Primitive& p = prim("layer_norm");
+  std::vector<Tensor> in{x};
+  if (weight.defined() || bias.defined())  // a bias alone goes with a weight of ones
+    in.push_back(weight.defined() ? weight : ones_like(bias));
+  if (bias.defined()) in.push_back(bias);
+  auto out = dispatch(p, in, {{"ndim", normalized_ndim}, {"eps", eps}});
+  return {out[0], out[1], out[2]};
 }
 
 }  // namespace tessera

@@ -87,6 +87,11 @@ enum PrimTraits : uint32_t {
   /// Inputs may live on different devices (copy_ between the CPU and a GPU): the call runs on
   /// the non-CPU side and its kernel moves the data itself.
   kCrossDevice = 1u << 4,
+  /// The outputs after the first are statistics the backward reuses (layer_norm's mean and
+  /// rstd). They stay differentiable, but a backward step where nothing reached them gives
+  /// the vjp rule undefined cotangents for them (zero) instead of zero tensors, so the rule
+  /// skips their terms: they are almost never used, and the terms cost full passes.
+  kAuxOutputs = 1u << 5,
 };
 
 /// For kDynamicShape kernels: out becomes its first n elements along dim 0 (same storage).

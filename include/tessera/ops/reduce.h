@@ -1,5 +1,5 @@
 #pragma once
-// Reductions over any set of dims (empty dims = all), scans, and softmax.
+// Reductions over any set of dims (empty dims = all), scans, softmax and layer_norm.
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -40,5 +40,14 @@ Tensor cumprod(const Tensor& x, int64_t dim);
 /// like PyTorch).
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
+/// Layer normalization over the last normalized_ndim dims, fused (one read of x, one write):
+/// (y, mean, rstd) with y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps)
+/// (biased variance), like PyTorch's native_layer_norm. weight and bias (shaped like the
+/// normalized dims, x's dtype) are optional; mean and rstd are shaped like x with the
+/// normalized dims as 1, float32 for 16-bit floats. nn::functional::layer_norm checks the
+/// shapes first and returns y.
+std::tuple<Tensor, Tensor, Tensor> native_layer_norm(const Tensor& x, int64_t normalized_ndim,
+                                                     const Tensor& weight = {},
+                                                     const Tensor& bias = {}, double eps = 1e-5);
 
 }  // namespace tessera

@@ -202,6 +202,7 @@ void register_reduce_kernels(Registry& r) {
     r.add_kernel(e.name, {DeviceType::CPU, "builtin", e.fn});
   register_reduce_minmax_kernels(r);
   register_scan_softmax_kernels(r);
+  register_layer_norm_kernels(r);
 }
 
 }  // namespace tessera::cpu

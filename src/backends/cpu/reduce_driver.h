@@ -232,5 +232,6 @@ inline SumOut<T> narrow(SumAcc<T> a) {
 // Kernel sets of the family's other files, registered by register_reduce_kernels.
 void register_reduce_minmax_kernels(Registry& r);
 void register_scan_softmax_kernels(Registry& r);
+void register_layer_norm_kernels(Registry& r);  // layer_norm.cpp
 
 }  // namespace tessera::cpu

@@ -451,6 +451,7 @@ void register_kernels(Registry& r) {
   register_shape_kernels(r);
   register_sort_kernels(r);
   register_advanced_index_kernels(r);
+  register_layer_norm_kernels(r);
 }
 
 }  // namespace tessera::cuda

@@ -44,5 +44,6 @@ void register_random_kernels(Registry& r);  // random.cpp: random draws, arange,
 void register_shape_kernels(Registry& r);   // shape.cpp: cat, flip, roll, repeat, pad, tril, triu
 void register_sort_kernels(Registry& r);  // sort.cpp: sort, argsort, topk, unique, nonzero
 void register_advanced_index_kernels(Registry& r);  // index_adv.cpp: index, index_put(_), scatter
+void register_layer_norm_kernels(Registry& r);  // layer_norm.cpp
 
 }  // namespace tessera::cuda
