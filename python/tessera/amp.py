@@ -148,6 +148,16 @@ class GradScaler(_A.GradScaler):
         self._step(optimizer)
         return None
 
+    def update(self, new_scale=None):
+        """Adapts the scale after the step(s) since the last update, or sets it to new_scale
+        (a float or a 1-element tensor that does not require grad)."""
+        if isinstance(new_scale, _Tensor):
+            if new_scale.numel() != 1 or new_scale.requires_grad:
+                raise ValueError("new_scale should be a float or a 1-element tensor with "
+                                 "requires_grad=False.")
+            new_scale = new_scale.item()
+        super().update(None if new_scale is None else float(new_scale))
+
     def state_dict(self):
         """{'scale', 'growth_factor', 'backoff_factor', 'growth_interval', '_growth_tracker'}
         as Python numbers (PyTorch's layout); empty when disabled."""

@@ -275,6 +275,13 @@ def test_grad_scaler_state_dict_checkpoint_and_disabled(tmp_path):
     c = ts.optim.GradScaler("cpu")  # the same class under tessera.optim
     back = ts.io.load_checkpoint(path, scaler=c)
     assert c.state_dict() == sd and back.scaler["scale"].item() == 65536.0
+    b.scale(ts.tensor(1.0))  # update needs a scale in use, as in PyTorch
+    b.update(ts.tensor([1024.0]))
+    assert b.get_scale() == 1024.0
+    b.update(3.3)
+    assert b.get_scale() == float(np.float32(3.3))  # float32, as PyTorch's scale tensor
+    with pytest.raises(ValueError):
+        b.update(ts.tensor([1.0, 2.0]))
     off = ts.amp.GradScaler("cpu", enabled=False)
     loss = ts.tensor(2.0)
     assert off.scale(loss) is loss or off.scale(loss).item() == 2.0
