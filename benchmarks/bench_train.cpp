@@ -1,5 +1,6 @@
 // `tessera bench train`: one training step (forward, loss, backward, AdamW) of an MLP and of
-// LeNet-5, the cost of building a batch, and what a DataLoader adds to an MLP training loop. The
+// LeNet-5 (also under bfloat16 autocast with a GradScaler), the cost of building a batch, and
+// what a DataLoader adds to an MLP training loop. The
 // same workloads in PyTorch: benchmarks/compare/train_compare.py (it runs this suite too and prints
 // the ratios).
 #include "bench.h"
@@ -52,6 +53,41 @@ Record loader_overhead(const std::shared_ptr<data::TensorDataset>& ds, const Opt
           ""};
 }
 
+// A mixed-precision step: the forward under bfloat16 autocast, the loss scaled, the update
+// through a GradScaler (one inf/NaN probe per gradient, one host read).
+void amp_train_step(nn::Module& model, optim::Optimizer& optimizer, optim::GradScaler& scaler,
+                    const Tensor& x, const Tensor& y) {
+  Tensor loss;
+  {
+    amp::Autocast guard({.device = DeviceType::CPU, .dtype = kBFloat16});
+    loss = F::cross_entropy(model(x), y);
+  }
+  optimizer.zero_grad();
+  scaler.scale(loss).backward();
+  scaler.step(optimizer);
+  scaler.update();
+}
+
+// The bfloat16-autocast step against the float32 step of the same model, timed in alternation.
+// On CPUs without bfloat16 arithmetic the 16-bit GEMMs run as float32 BLAS on converted copies,
+// so this measures what the casts and conversions cost, not a speed-up.
+Record amp_record(const std::string& name, nn::Module& model, const Tensor& x, const Tensor& y,
+                  const Options& opt) {
+  optim::AdamW optimizer(model.parameters(), {.lr = 1e-3});
+  optim::GradScaler scaler;
+  const auto t =
+      median_seconds_interleaved({[&] { amp_train_step(model, optimizer, scaler, x, y); },
+                                  [&] { train_step(model, optimizer, x, y); }},
+                                 opt);
+  return {name + " train step, bfloat16 autocast + GradScaler (AdamW)",
+          t[0] * 1e3,
+          "ms",
+          "float32 step (timed in alternation)",
+          t[1] * 1e3,
+          t[1] / t[0],
+          ""};
+}
+
 Record step_record(const std::string& name, double seconds) {
   return {name, seconds * 1e3, "ms", "", 0, 0, "PyTorch: benchmarks/compare/train_compare.py"};
 }
@@ -69,6 +105,8 @@ std::vector<Record> run_train(const Options& opt) {
   auto l = lenet5_model();
   out.push_back(
       step_record("LeNet-5 28x28 batch 64 train step (AdamW)", step_seconds(*l, img, lbl, opt)));
+  out.push_back(amp_record("MLP 784-128-10 batch 256", *m, x, y, opt));
+  out.push_back(amp_record("LeNet-5 28x28 batch 64", *l, img, lbl, opt));
   // The loader's cost per MLP batch: shuffled batches of 256 from an in-memory dataset, timed
   // in alternation with as many MLP steps so that machine noise hits both alike.
   auto ds = std::make_shared<data::TensorDataset>(

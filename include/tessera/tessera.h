@@ -19,6 +19,7 @@
 #include "tessera/ops/shape.h"
 #include "tessera/ops/sort.h"
 #include "tessera/optim/optim.h"
+#include "tessera/runtime/autocast.h"
 #include "tessera/runtime/device_facts.h"
 #include "tessera/runtime/dispatch.h"
 #include "tessera/runtime/info.h"

@@ -56,6 +56,7 @@ StateDict state_of(nb::handle obj, const char* part) {
   if (optim::Optimizer* o = nullptr; nb::try_cast(obj, o) && o) return o->state_dict();
   if (optim::LRScheduler* s = nullptr; nb::try_cast(obj, s) && s) return s->state_dict();
   if (optim::ReduceLROnPlateau* p = nullptr; nb::try_cast(obj, p) && p) return p->state_dict();
+  if (optim::GradScaler* g = nullptr; nb::try_cast(obj, g) && g) return g->state_dict();
   if (PyDict_Check(obj.ptr())) return as_state_dict(obj, part);
   if (nb::hasattr(obj, "state_dict")) return as_state_dict(obj.attr("state_dict")(), part);
   throw nb::type_error(fmt::format("save_checkpoint(): {} must be an object with state_dict() or "
@@ -74,6 +75,8 @@ void load_into(nb::handle obj, const StateDict& sd, bool strict, const char* par
     s->load_state_dict(sd);
   } else if (optim::ReduceLROnPlateau* p = nullptr; nb::try_cast(obj, p) && p) {
     p->load_state_dict(sd);
+  } else if (optim::GradScaler* g = nullptr; nb::try_cast(obj, g) && g) {
+    g->load_state_dict(sd);
   } else if (nb::hasattr(obj, "load_state_dict")) {
     obj.attr("load_state_dict")(sd);
   } else {
@@ -87,19 +90,21 @@ void load_into(nb::handle obj, const StateDict& sd, bool strict, const char* par
 
 void save_checkpoint(const Path& path, nb::handle model, nb::handle optimizer, nb::handle scheduler,
                      int64_t step, std::optional<io::RngState> rng,
-                     std::optional<io::Metadata> metadata) {
+                     std::optional<io::Metadata> metadata, nb::handle scaler) {
   io::Checkpoint ck{state_of(model, "model"),
                     state_of(optimizer, "optimizer"),
                     state_of(scheduler, "scheduler"),
                     rng ? *rng : io::capture_rng(),
                     step,
-                    metadata ? std::move(*metadata) : io::Metadata{}};
+                    metadata ? std::move(*metadata) : io::Metadata{},
+                    state_of(scaler, "scaler")};
   nb::gil_scoped_release release;
   io::save_checkpoint(path, ck);
 }
 
 io::Checkpoint load_checkpoint(const Path& path, nb::handle model, nb::handle optimizer,
-                               nb::handle scheduler, bool restore_rng, bool strict) {
+                               nb::handle scheduler, bool restore_rng, bool strict,
+                               nb::handle scaler) {
   io::Checkpoint ck;
   {
     nb::gil_scoped_release release;
@@ -109,6 +114,7 @@ io::Checkpoint load_checkpoint(const Path& path, nb::handle model, nb::handle op
   load_into(model, ck.model, strict, "model");
   load_into(optimizer, ck.optimizer, strict, "optimizer");
   load_into(scheduler, ck.scheduler, strict, "scheduler");
+  load_into(scaler, ck.scaler, strict, "scaler");
   if (restore_rng) io::restore_rng(ck.rng);
   return ck;
 }
@@ -136,6 +142,7 @@ void bind_checkpoint_types(nb::module_& m) {
       .def_rw("model", &io::Checkpoint::model, "The model's state dict.")
       .def_rw("optimizer", &io::Checkpoint::optimizer, "The optimizer's state dict.")
       .def_rw("scheduler", &io::Checkpoint::scheduler, "The LR scheduler's state dict.")
+      .def_rw("scaler", &io::Checkpoint::scaler, "The GradScaler's state dict (may be empty).")
       .def_rw("rng", &io::Checkpoint::rng, "The RNG state when it was saved.")
       .def_rw("step", &io::Checkpoint::step, "The training step.")
       .def_rw("metadata", &io::Checkpoint::metadata, "Free-form {str: str} annotations.")
@@ -166,15 +173,16 @@ void bind_checkpoints(nb::module_& m) {
   m.def("save_checkpoint", &save_checkpoint, nb::arg("path"), nb::kw_only(),
         nb::arg("model") = nb::none(), nb::arg("optimizer") = nb::none(),
         nb::arg("scheduler") = nb::none(), nb::arg("step") = 0, nb::arg("rng") = nb::none(),
-        nb::arg("metadata") = nb::none(),
+        nb::arg("metadata") = nb::none(), nb::arg("scaler") = nb::none(),
         "Writes a training checkpoint to one safetensors file, atomically (the old file or the "
-        "new one, never half). model/optimizer/scheduler: objects with a state (their "
+        "new one, never half). model/optimizer/scheduler/scaler: objects with a state (their "
         "state_dict() is saved) or state dicts; rng: an RngState (default: the process-wide "
         "generator's current state); metadata: {str: str} (keys starting with 'tessera.' are "
         "reserved). Data is CRC-checked on loading.");
   m.def("load_checkpoint", &load_checkpoint, nb::arg("path"), nb::kw_only(),
         nb::arg("model") = nb::none(), nb::arg("optimizer") = nb::none(),
         nb::arg("scheduler") = nb::none(), nb::arg("restore_rng") = false, nb::arg("strict") = true,
+        nb::arg("scaler") = nb::none(),
         "Reads a checkpoint written by save_checkpoint and returns it. The objects given are "
         "restored in place (load_state_dict; strict applies to the model's keys), and "
         "restore_rng=True puts the process-wide generator back. A truncated, corrupted or "

@@ -21,4 +21,5 @@ NB_MODULE(_C, m) {
   init_data(m);
   init_io(m);
   init_runtime(m);
+  init_amp(m);
 }

@@ -33,5 +33,6 @@ for _name in ("profiler", "scheduler", "cuda"):
 del _name
 
 # The submodules, each a thin arrangement of the C++ stack.
-from . import autograd, func, nn, optim, data, io  # noqa: E402,F401
+from . import autograd, func, nn, optim, data, io, amp  # noqa: E402,F401
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled, is_inference_mode_enabled  # noqa: E402,F401
+from .amp import autocast, is_autocast_enabled, get_autocast_dtype  # noqa: E402,F401

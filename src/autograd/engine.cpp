@@ -11,6 +11,7 @@
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
+#include "tessera/runtime/autocast.h"
 
 namespace tessera::autograd {
 namespace {
@@ -148,6 +149,8 @@ std::vector<Tensor> run_backward(const std::vector<Edge>& roots, const std::vect
   static std::recursive_mutex engine_mutex;
   std::lock_guard<std::recursive_mutex> one_pass(engine_mutex);
   GradModeScope grad_mode(create_graph);
+  // Backward ops run in the dtypes autocast chose for their forward ops, not under its policy.
+  amp::NoAutocast no_autocast;
   const uint64_t task = g_next_task.fetch_add(1, std::memory_order_relaxed);
   std::vector<Node*> nodes = reachable(roots, task);
   for (const Edge& c : capture)

@@ -6,6 +6,7 @@
 #include "autograd/vmap.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
+#include "tessera/runtime/autocast.h"
 
 namespace tessera {
 
@@ -224,7 +225,10 @@ std::vector<Tensor> checkpoint(
     ctx.save_for_backward(in);
     return fn(in);
   };
-  auto backward = [fn](FunctionCtx& ctx, const std::vector<Tensor>& grads) {
+  // The recomputation runs under the autocast state of the forward (the engine turns
+  // autocast off during backward), so it rebuilds the same dtypes.
+  auto backward = [fn, amp_states = amp::autocast_snapshot()](FunctionCtx& ctx,
+                                                              const std::vector<Tensor>& grads) {
     // Recompute with recording on, from detached copies of the inputs, then backpropagate
     // through the recomputed graph.
     std::vector<Tensor> in = ctx.saved(), leaves;
@@ -241,6 +245,7 @@ std::vector<Tensor> checkpoint(
     std::vector<Tensor> outs, gs;
     {
       EnableGradGuard grad_on;
+      amp::AutocastStateGuard forward_autocast(amp_states);
       std::vector<Tensor> all = fn(in);
       for (size_t o = 0; o < all.size(); ++o)
         if (needs_grad(all[o]) && grads[o].defined()) {

@@ -22,7 +22,8 @@ struct Section {
 };
 constexpr Section kSections[] = {{"model.", &Checkpoint::model},
                                  {"optim.", &Checkpoint::optimizer},
-                                 {"sched.", &Checkpoint::scheduler}};
+                                 {"sched.", &Checkpoint::scheduler},
+                                 {"scaler.", &Checkpoint::scaler}};
 
 // A uint64 travels as the int64 with the same bits (Tessera has no uint64 dtype).
 Tensor u64_tensor(uint64_t v) { return scalar_tensor(std::bit_cast<int64_t>(v), kInt64); }

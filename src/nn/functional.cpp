@@ -95,7 +95,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
            "expected input with last dim {}, got {}", w.size(1), shape_str(x.shape()));
   check_vector(b, w.size(0), "linear", "bias");
   Tensor y = matmul(x, w.t());
-  return b.defined() ? y + b : y;
+  // The bias joins in the product's dtype, as in PyTorch's one-op linear (addmm): under
+  // autocast the product is 16-bit, and so is the layer's output.
+  return b.defined() ? y + b.to(y.dtype()) : y;
 }
 
 Tensor bilinear(const Tensor& x1, const Tensor& x2, const Tensor& w, const Tensor& b) {

@@ -11,6 +11,7 @@
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/primitive.h"
+#include "tessera/runtime/autocast.h"
 #include "tessera/runtime/dispatch.h"
 
 namespace tessera {
@@ -95,10 +96,16 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     fail<ShapeError>("matmul", "inner dimensions differ: {} @ {}", shape_str(a.shape()),
                      shape_str(b.shape()));
   check_not_bool("matmul", a, b);
+  // Under autocast, mixed dtypes go on as they are: the funnel lowers both with one cast each.
+  const bool unified = a.dtype() == b.dtype() || amp::unifies(p, {a, b});
   const DType dt = promote_types(a.dtype(), b.dtype());
   // numpy: a 1-d operand becomes a row (left) or column (right) and that dim is dropped after.
-  const Tensor lhs = (a.dim() == 1 ? a.unsqueeze(0) : a).to(dt);
-  const Tensor rhs = (b.dim() == 1 ? b.unsqueeze(1) : b).to(dt);
+  Tensor lhs = a.dim() == 1 ? a.unsqueeze(0) : a;
+  Tensor rhs = b.dim() == 1 ? b.unsqueeze(1) : b;
+  if (!unified) {
+    lhs = lhs.to(dt);
+    rhs = rhs.to(dt);
+  }
   Tensor out = kb == 1 && (is_floating(dt) || is_complex(dt)) ? outer_product(lhs, rhs)
                                                               : dispatch1(p, {lhs, rhs});
   if (a.dim() == 1) out = out.squeeze(-2);

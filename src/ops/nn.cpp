@@ -16,6 +16,7 @@
 #include "tessera/ops/linalg.h"
 #include "tessera/ops/primitive.h"
 #include "tessera/ops/reduce.h"
+#include "tessera/runtime/autocast.h"
 #include "tessera/runtime/dispatch.h"
 
 namespace tessera {
@@ -62,8 +63,8 @@ void check_float_dtypes(std::string_view op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
     fail<DTypeError>(op, "input and weight dtypes differ: {} and {}", dtype_name(a.dtype()),
                      dtype_name(b.dtype()));
-  if (a.dtype() != kFloat32 && a.dtype() != kFloat64)
-    fail<DTypeError>(op, "expects float32 or float64 tensors, got {}", dtype_name(a.dtype()));
+  if (!is_floating(a.dtype()))
+    fail<DTypeError>(op, "expects floating point tensors, got {}", dtype_name(a.dtype()));
 }
 
 void check_bias(std::string_view op, const Tensor* bias, int64_t channels, DType dt) {
@@ -397,28 +398,24 @@ Ints per_dim(std::string_view op, std::string_view what, const Ints& v, int nsp)
   return v;
 }
 
-bool is_half(DType dt) { return dt == kFloat16 || dt == kBFloat16; }
-
-// 16-bit floats compute in float32 (BLAS has no half GEMM) and round once at the end.
-struct Compute {
-  Tensor x, w, b;
-  DType out = kFloat32;
-};
-Compute compute_dtypes(std::string_view op, const Tensor& x, const Tensor& w, const Tensor& b) {
+// Input, weight and bias share one floating dtype (PyTorch refuses mixed dtypes), except under
+// autocast, which lowers them together in the funnel: a 16-bit activation and a float32 weight
+// go on as they are. 16-bit floats reach the primitives as they are: their kernels compute in
+// float32 and round once (backends/float32_compute.h).
+void check_conv_dtypes(std::string_view op, const Primitive& p, const Tensor& x, const Tensor& w,
+                       const Tensor& b) {
   if (!x.defined() || !w.defined()) fail<ValueError>(op, "input and weight must be defined");
   const DType dt = x.dtype();
-  if (w.dtype() != dt || (b.defined() && b.dtype() != dt))
+  if ((w.dtype() != dt || (b.defined() && b.dtype() != dt)) && !amp::unifies(p, {x, w, b}))
     fail<DTypeError>(op, "input, weight and bias must share a dtype, got {}, {}{}", dtype_name(dt),
                      dtype_name(w.dtype()),
                      b.defined() ? std::string(", ") + std::string(dtype_name(b.dtype())) : "");
   if (!is_floating(dt)) fail<DTypeError>(op, "expects floating tensors, got {}", dtype_name(dt));
-  if (!is_half(dt)) return {x, w, b, dt};
-  return {x.to(kFloat32), w.to(kFloat32), b.defined() ? b.to(kFloat32) : b, dt};
 }
 
-Tensor run_conv(const Primitive& p, const Compute& c, const Attrs& a) {
-  Tensor y = c.b.defined() ? dispatch1(p, {c.x, c.w, c.b}, a) : dispatch1(p, {c.x, c.w}, a);
-  return y.to(c.out);
+Tensor run_conv(const Primitive& p, const Tensor& x, const Tensor& w, const Tensor& b,
+                const Attrs& a) {
+  return b.defined() ? dispatch1(p, {x, w, b}, a) : dispatch1(p, {x, w}, a);
 }
 
 Tensor conv_impl(std::string_view op, const Tensor& x, const Tensor& w, const Tensor& bias,
@@ -429,9 +426,10 @@ Tensor conv_impl(std::string_view op, const Tensor& x, const Tensor& w, const Te
                 {"padding", per_dim(op, "padding", padding, nsp)},
                 {"dilation", per_dim(op, "dilation", dilation, nsp)},
                 {"groups", groups}};
-  const Compute c = compute_dtypes(op, x, w, bias);
-  detail::conv_geometry(op, c.x, c.w, c.b.defined() ? &c.b : nullptr, a);
-  return run_conv(p, c, a);
+  check_conv_dtypes(op, p, x, w, bias);
+  if (x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == x.dtype()))
+    detail::conv_geometry(op, x, w, bias.defined() ? &bias : nullptr, a);
+  return run_conv(p, x, w, bias, a);
 }
 
 Tensor conv_transpose_impl(std::string_view op, const Tensor& x, const Tensor& w,
@@ -451,9 +449,10 @@ Tensor conv_transpose_impl(std::string_view op, const Tensor& x, const Tensor& w
     if (opad[i] >= std::max(s[i], d[i]))
       fail<ValueError>(op, "output_padding {} must be smaller than stride {} or dilation {}",
                        shape_str(opad), shape_str(s), shape_str(d));
-  const Compute c = compute_dtypes(op, x, w, bias);
-  detail::conv_transpose_geometry(op, c.x, c.w, c.b.defined() ? &c.b : nullptr, a);
-  return run_conv(p, c, a);
+  check_conv_dtypes(op, p, x, w, bias);
+  if (x.dtype() == w.dtype() && (!bias.defined() || bias.dtype() == x.dtype()))
+    detail::conv_transpose_geometry(op, x, w, bias.defined() ? &bias : nullptr, a);
+  return run_conv(p, x, w, bias, a);
 }
 
 Attrs max_pool_attrs(std::string_view op, int nsp, const Ints& kernel, const Ints& stride,

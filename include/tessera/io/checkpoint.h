@@ -1,7 +1,7 @@
 #pragma once
-// Training checkpoints: model, optimizer and scheduler state, the RNG state and the step, in ONE
-// safetensors file with prefixed keys ("model.", "optim.", "sched.", "rng.seed", "rng.offset",
-// "step").
+// Training checkpoints: model, optimizer, scheduler and gradient scaler state, the RNG state and
+// the step, in ONE safetensors file with prefixed keys ("model.", "optim.", "sched.",
+// "scaler.", "rng.seed", "rng.offset", "step").
 //
 //   io::Checkpoint ck{model.state_dict(), opt.state_dict(), sched.state_dict(),
 //                     io::capture_rng(), step};
@@ -42,6 +42,8 @@ struct Checkpoint {
   int64_t step = 0;
   /// Free-form annotations; keys starting with "tessera." are reserved.
   Metadata metadata;
+  /// A mixed-precision run's optim::GradScaler::state_dict() (empty otherwise).
+  StateDict scaler;
 };
 
 /// Writes ck to path atomically (see above).

@@ -1,6 +1,6 @@
 #pragma once
 // The single funnel every primitive call goes through. Layers hook in, in a fixed order:
-// vmap -> tracing -> autograd -> scheduler -> profiler -> kernel.
+// autocast -> vmap -> tracing -> autograd -> scheduler -> profiler -> kernel.
 #include <cstdint>
 #include <vector>
 
@@ -16,8 +16,9 @@ std::vector<Tensor> dispatch(const Primitive& p, std::initializer_list<Tensor> i
 Tensor dispatch1(const Primitive& p, Inputs inputs, const Attrs& attrs = {});
 Tensor dispatch1(const Primitive& p, std::initializer_list<Tensor> inputs, const Attrs& attrs = {});
 
-/// The hookable layers of the funnel, in the order they run.
-enum class Layer : uint8_t { Vmap = 0, Tracing, Autograd, Profiler, kCount };
+/// The hookable layers of the funnel, in the order they run. Autocast comes first: its casts
+/// are ordinary ops that the layers below batch, trace and record (docs/design/autocast.md).
+enum class Layer : uint8_t { Autocast = 0, Vmap, Tracing, Autograd, Profiler, kCount };
 
 /// A layer handler. It does its work and calls redispatch(p, in, attrs, layer) to continue
 /// with the layers below it.

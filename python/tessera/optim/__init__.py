@@ -11,6 +11,7 @@ GIL released. ``params`` is an iterable of tensors or of parameter-group dicts::
 """
 from .._C import _optim as _C_optim
 from . import lr_scheduler  # noqa: F401
+from ..amp import GradScaler  # noqa: F401  (also tessera.amp.GradScaler)
 
 Optimizer = _C_optim.Optimizer
 SGD = _C_optim.SGD
@@ -22,4 +23,4 @@ LBFGS = _C_optim.LBFGS
 ParamGroup = _C_optim.ParamGroup
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LBFGS", "ParamGroup",
-           "lr_scheduler"]
+           "GradScaler", "lr_scheduler"]

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "backends/float32_compute.h"
 #include "backends/matrix_layout.h"
 #include "gemm.h"
 #include "loops.h"
@@ -175,6 +176,20 @@ bool blas_supports(Inputs in, const Attrs&) {
   return true;
 }
 
+// 16-bit floats: float32 copies through sgemm, rounded once (float32_compute.h). The copies
+// cost O(mk + kn + mn) against the product's O(mnk), far less than the builtin kernel's
+// scalar loops.
+void blas_half_kernel(Inputs in, Outputs out, const Attrs& a) {
+  backends::compute_in_float32(blas_kernel, in, out, a, "matmul");
+}
+bool blas_half_supports(Inputs in, const Attrs&) {
+  if (!backends::is_half(in[0].dtype())) return false;
+  for (const Tensor& t : in)
+    for (int64_t d = t.dim() - 2; d < t.dim(); ++d)
+      if (t.size(d) > kIntMax) return false;
+  return true;
+}
+
 // ---- builtin -------------------------------------------------------------------------------
 
 // Accumulator: float for 16-bit floats, uint64 for integers (wraps like int arithmetic without
@@ -273,6 +288,7 @@ void builtin_kernel(Inputs in, Outputs out, const Attrs&) {
 void register_linalg_kernels(Registry& r) {
   use_single_threaded_blas();  // gemm.h: products are split over our threads instead
   r.add_kernel("matmul", {DeviceType::CPU, "blas", blas_kernel, blas_supports, 10});
+  r.add_kernel("matmul", {DeviceType::CPU, "blas", blas_half_kernel, blas_half_supports, 10});
   r.add_kernel("matmul", {DeviceType::CPU, "builtin", builtin_kernel, nullptr, 0});
 }
 

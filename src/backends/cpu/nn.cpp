@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "backends/float32_compute.h"
 #include "gemm.h"
 #include "im2col_simd.h"
 #include "ops/nn_geometry.h"
@@ -398,7 +399,8 @@ void conv_wgrad(const Tensor& x, const Tensor& dy, const Tensor& dw, const ConvG
              true);
 }
 
-// Calls fn(T{}) with T = float or double (the only dtypes the conv primitives accept).
+// Calls fn(T{}) with T = float or double (the conv kernels compute 16-bit floats in float32:
+// those reach this point already converted).
 template <class Fn>
 void float_or_double(DType dt, Fn&& fn) {
   if (dt == kFloat32)
@@ -410,17 +412,23 @@ void float_or_double(DType dt, Fn&& fn) {
 const Tensor* bias_in(Inputs in) { return in.size() > 2 ? &in[2] : nullptr; }
 
 void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_kernel, in, out, a, "conv");
   const ConvGeom g = detail::conv_geometry("conv", in[0], in[1], bias_in(in), a);
   float_or_double(in[0].dtype(),
                   [&](auto t) { conv_fwd<decltype(t)>(in[0], in[1], bias_in(in), out[0], g); });
 }
 void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_transpose_kernel, in, out, a, "conv_transpose");
   const ConvGeom g =
       detail::conv_transpose_geometry("conv_transpose", in[0], in[1], bias_in(in), a);
   float_or_double(in[0].dtype(),
                   [&](auto t) { conv_tr<decltype(t)>(in[0], in[1], bias_in(in), out[0], g); });
 }
 void conv_weight_grad_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_weight_grad_kernel, in, out, a, "conv_weight_grad");
   const ConvGeom g = detail::conv_weight_grad_geometry("conv_weight_grad", in[0], in[1], a);
   float_or_double(in[0].dtype(), [&](auto t) { conv_wgrad<decltype(t)>(in[0], in[1], out[0], g); });
 }

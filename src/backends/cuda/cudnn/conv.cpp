@@ -2,7 +2,8 @@
 //   conv             = cudnnConvolutionForward        (image x -> grid y, + bias)
 //   conv_transpose   = cudnnConvolutionBackwardData   (grid x -> image y, + bias)
 //   conv_weight_grad = cudnnConvolutionBackwardFilter (image x, grid dy -> weight)
-// in float32 and float64 (the primitives' dtypes; 16-bit floats reach them as float32), with
+// in float32 and float64 (16-bit floats through float32 copies, rounded once at the end:
+// backends/float32_compute.h, as the CPU kernels do), with
 // groups, stride, padding and dilation, 1-3 spatial dims (1-d as 2-d with a height of 1).
 // Algorithms come from cuDNN's heuristics (the _v7 queries, no timed search), tried in their
 // order until one is supported; the workspace is a temporary tensor from the caching
@@ -15,6 +16,7 @@
 
 #include "backends/cuda/common.h"
 #include "backends/cuda/ops.h"
+#include "backends/float32_compute.h"
 #include "ops/nn_geometry.h"
 #include "tessera/runtime/cuda.h"
 
@@ -298,6 +300,8 @@ bool empty_sum(const Tensor& x, const Tensor& w) { return x.numel() == 0 || w.nu
 
 void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv";
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_kernel, in, out, a, op);
   const ConvGeom g = detail::conv_geometry(op, in[0], in[1], bias_in(in), a);
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
@@ -316,6 +320,8 @@ void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
 
 void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv_transpose";
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_transpose_kernel, in, out, a, op);
   ConvGeom g = detail::conv_transpose_geometry(op, in[0], in[1], bias_in(in), a);
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
@@ -334,6 +340,8 @@ void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
 
 void conv_weight_grad_kernel(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv_weight_grad";
+  if (backends::is_half(in[0].dtype()))
+    return backends::compute_in_float32(conv_weight_grad_kernel, in, out, a, op);
   ConvGeom g = detail::conv_weight_grad_geometry(op, in[0], in[1], a);
   const Tensor& dw = out[0];
   if (dw.numel() == 0) return;
