@@ -1,14 +1,15 @@
 // Gradient clipping by total norm and by value (torch.nn.utils' formulas).
 #include "tessera/optim/clip_grad.h"
 
-#include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "tessera/autograd/autograd.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/creation.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/reduce.h"
+#include "tessera/ops/shape.h"
 
 namespace tessera::optim {
 namespace {
@@ -20,28 +21,33 @@ std::vector<Tensor> grads_of(const std::vector<Tensor>& params) {
   return out;
 }
 
-// The p-norm of one gradient, computed in its dtype.
-double grad_norm(const Tensor& g, double p) {
-  if (g.numel() == 0) return 0.0;
-  if (std::isinf(p)) return abs(g).max().item<double>();
-  if (p == 1.0 || p == 2.0) return norm(g, p).item<double>();
-  return std::pow(pow(abs(g), p).sum().item<double>(), 1.0 / p);
+// The p-norm of one gradient, computed in its dtype, as a 0-d float64 tensor on `device` (the
+// first gradient's): the value the host would compute, left on the device unread.
+Tensor grad_norm(const Tensor& g, double p, const Device& device) {
+  Tensor n;
+  if (g.numel() == 0)
+    n = zeros({}, TensorOptions(kFloat64, g.device()));
+  else if (std::isinf(p))
+    n = abs(g).max().to(kFloat64);
+  else if (p == 1.0 || p == 2.0)
+    n = norm(g, p).to(kFloat64);
+  else
+    n = pow(pow(abs(g), p).sum().to(kFloat64), 1.0 / p);
+  return n.to(device);
 }
 
-// The norm of the per-gradient norms (PyTorch: vector_norm(stack(norms), p)).
-double total_norm(const std::vector<double>& norms, double p) {
-  if (std::isinf(p)) {
-    double m = 0;
-    for (double n : norms) m = (std::isnan(n) || n > m) ? n : m;
-    return m;
-  }
-  double sum = 0;
-  for (double n : norms) sum += p == 1.0 ? n : p == 2.0 ? n * n : std::pow(n, p);
-  return p == 1.0 ? sum : p == 2.0 ? std::sqrt(sum) : std::pow(sum, 1.0 / p);
+// The norm of the per-gradient norms (PyTorch: vector_norm(stack(norms), p)), in float64.
+Tensor total_norm(const Tensor& norms, double p) {
+  if (std::isinf(p)) return norms.max();  // NaN propagates; the norms are >= 0
+  if (p == 1.0) return norms.sum();
+  if (p == 2.0) return sqrt(square(norms).sum());
+  return pow(pow(norms, p).sum(), 1.0 / p);
 }
 
 }  // namespace
 
+// Tensor ops on the gradients' device throughout: nothing is read back to the host (and so
+// nothing waits on a GPU) except the total once, for error_if_nonfinite.
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type,
                        bool error_if_nonfinite) {
   const char* op = "clip_grad_norm_";
@@ -50,17 +56,23 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   TS_CHECK(max_norm >= 0, ValueError, op, "max_norm must be >= 0, got {}", max_norm);
   autograd::NoGradGuard no_grad;
   const std::vector<Tensor> grads = grads_of(params);
-  std::vector<double> norms;
-  for (const Tensor& g : grads) norms.push_back(grad_norm(g, norm_type));
-  const double total = total_norm(norms, norm_type);
-  TS_CHECK(!error_if_nonfinite || std::isfinite(total), ValueError, op,
-           "the total norm of order {} of the gradients is {}, so they cannot be clipped; "
-           "pass error_if_nonfinite = false to clip anyway",
-           norm_type, total);
-  // Like PyTorch, always multiply (a coefficient of 1 changes nothing; NaN spreads).
-  const double coef = std::min(max_norm / (total + 1e-6), 1.0);
-  for (Tensor g : grads) g.mul_(coef);
-  return scalar_tensor(total, kFloat64);
+  if (grads.empty()) return scalar_tensor(0.0, kFloat64);
+  const Device device = grads[0].device();
+  std::vector<Tensor> norms;
+  for (const Tensor& g : grads) norms.push_back(grad_norm(g, norm_type, device));
+  const Tensor total = total_norm(stack(norms), norm_type);
+  if (error_if_nonfinite) {
+    const double t = total.item<double>();
+    TS_CHECK(std::isfinite(t), ValueError, op,
+             "the total norm of order {} of the gradients is {}, so they cannot be clipped; "
+             "pass error_if_nonfinite = false to clip anyway",
+             norm_type, t);
+  }
+  // Like PyTorch, always multiply (a coefficient of 1 changes nothing; NaN spreads). The
+  // float64 coefficient is rounded to each gradient's dtype, as a number would be.
+  const Tensor coef = clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+  for (Tensor g : grads) g.mul_(coef.to(g.device()));
+  return total;
 }
 
 void clip_grad_value_(const std::vector<Tensor>& params, double clip_value) {

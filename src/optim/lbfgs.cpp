@@ -2,6 +2,13 @@
 // step. The parameters are handled as one flat vector; scalars (step lengths, curvature) are
 // doubles. Its state lives with the first parameter, with the history as numbered entries
 // ("old_dirs.0", "old_stps.0", "ro.0", ...).
+//
+// Everything is tensor ops on the parameters' device, so CUDA parameters work as they are. The
+// host reads a device scalar only where the algorithm branches on it, as PyTorch does: the loss
+// per evaluation, the stopping tests, the descent test (gtd), the curvature test (y.s, read
+// with y.y in one copy) and the line search's directional derivatives. The two-loop recursion
+// keeps its coefficients as 0-d float64 tensors on the device, so it reads nothing back (it
+// would otherwise wait on the device twice per history entry).
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -22,6 +29,8 @@ namespace {
 double to_double(const Tensor& t) { return t.item<double>(); }
 double dotd(const Tensor& a, const Tensor& b) { return to_double(dot(a, b)); }
 double max_abs(const Tensor& t) { return to_double(abs(t).max()); }
+// a . b as a 0-d float64 tensor on their device: the value dotd would read, left unread.
+Tensor dot64(const Tensor& a, const Tensor& b) { return dot(a, b).to(kFloat64); }
 
 // The parameters seen as one flat vector.
 class Flat {
@@ -33,7 +42,8 @@ class Flat {
     std::vector<Tensor> views;
     for (const Tensor& p : params_) {
       const Tensor g = p.grad();
-      views.push_back(g.defined() ? g.reshape({-1}).to(p.dtype()) : zeros({p.numel()}, p.dtype()));
+      views.push_back(g.defined() ? g.reshape({-1}).to(p.device()).to(p.dtype())
+                                  : zeros({p.numel()}, TensorOptions(p.dtype(), p.device())));
     }
     return cat(views, 0);
   }
@@ -218,18 +228,20 @@ LineSearchResult strong_wolfe(const ObjFunc& obj, double t, const Tensor& d, dou
 }
 
 // The L-BFGS direction: minus the inverse Hessian estimate times the gradient (two-loop
-// recursion with PyTorch's single buffer).
+// recursion with PyTorch's single buffer). al and be are 0-d float64 tensors holding exactly
+// the doubles a host loop would compute; multiplying a vector by one rounds it to the vector's
+// dtype first, as a number would be, so the CPU result is the same bit for bit.
 Tensor lbfgs_direction(const History& h, const Tensor& flat_grad) {
   const size_t num_old = h.old_dirs.size();
-  std::vector<double> al(num_old);
+  std::vector<Tensor> al(num_old);
   Tensor q = neg(flat_grad);
   for (size_t k = num_old; k-- > 0;) {
-    al[k] = dotd(h.old_stps[k], q) * h.ro[k];
-    q.add_(h.old_dirs[k] * -al[k]);
+    al[k] = dot64(h.old_stps[k], q) * h.ro[k];
+    q.add_(h.old_dirs[k] * neg(al[k]));
   }
   Tensor r = q * h.H_diag;
   for (size_t k = 0; k < num_old; ++k) {
-    const double be_i = dotd(h.old_dirs[k], r) * h.ro[k];
+    const Tensor be_i = dot64(h.old_dirs[k], r) * h.ro[k];
     r.add_(h.old_stps[k] * (al[k] - be_i));
   }
   return r;
@@ -239,7 +251,10 @@ Tensor lbfgs_direction(const History& h, const Tensor& flat_grad) {
 void update_history(History& h, const Tensor& flat_grad, int64_t history_size) {
   const Tensor y = flat_grad - h.prev_flat_grad;
   const Tensor s = h.d * h.t;
-  const double ys = dotd(y, s);
+  // y.s decides whether the pair is kept; y.y comes along in the same copy to the host.
+  const std::vector<double> dots =
+      stack({dot64(y, s), dot64(y, y)}).to(Device::cpu()).to_vector<double>();
+  const double ys = dots[0], yy = dots[1];
   if (ys <= 1e-10) return;
   if (static_cast<int64_t>(h.old_dirs.size()) == history_size) {
     h.old_dirs.pop_front();
@@ -249,7 +264,7 @@ void update_history(History& h, const Tensor& flat_grad, int64_t history_size) {
   h.old_dirs.push_back(y);
   h.old_stps.push_back(s);
   h.ro.push_back(1.0 / ys);
-  h.H_diag = ys / dotd(y, y);
+  h.H_diag = ys / yy;
 }
 
 }  // namespace
@@ -280,11 +295,22 @@ LBFGSOptions LBFGSOptions::from_map(const GroupOptions& o) {
 
 LBFGS::LBFGS(std::vector<Tensor> params, LBFGSOptions options)
     : Optimizer("LBFGS", options.to_map()) {
-  for (const Tensor& p : params)
-    TS_CHECK(!p.defined() || !params[0].defined() || p.dtype() == params[0].dtype(), DTypeError,
-             "LBFGS", "all parameters must have one dtype (got {} and {})",
-             dtype_name(params[0].dtype()), dtype_name(p.dtype()));
+  for (const Tensor& p : params) {
+    if (!p.defined() || !params[0].defined()) continue;
+    TS_CHECK(p.dtype() == params[0].dtype(), DTypeError, "LBFGS",
+             "all parameters must have one dtype (got {} and {})", dtype_name(params[0].dtype()),
+             dtype_name(p.dtype()));
+    // The parameters are one flat vector (cat), so they must share a device.
+    TS_CHECK(p.device() == params[0].device(), DeviceError, "LBFGS",
+             "all parameters must be on one device (got {} and {})", params[0].device().str(),
+             p.device().str());
+  }
   init_groups({ParamGroup{std::move(params), {}}});
+}
+
+// Tensor ops only (see the top of this file): CUDA parameters need no kernel of their own.
+bool LBFGS::supports_device(const Device& device) const {
+  return device.is_cpu() || device.is_cuda();
 }
 
 void LBFGS::check_options(const GroupOptions& o) const {

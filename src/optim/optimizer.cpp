@@ -101,7 +101,7 @@ void Optimizer::add_param_group(ParamGroup group) {
              i, gi, dtype_name(p.dtype()));
     TS_CHECK(supports_device(p.device()), NotImplementedError, op,
              "parameter {} of group {} is on {}: {} has no update for that device yet (CPU "
-             "parameters work; on CUDA, use SGD, Adam or AdamW)",
+             "parameters work)",
              i, gi, p.device().str(), name_);
     TS_CHECK(seen.insert(p.impl_ptr().get()).second, ValueError, op,
              "some parameters appear more than once (parameter {} of group {})", i, gi);
@@ -212,9 +212,11 @@ void Optimizer::check_state_entry(const std::string& key, std::string_view name,
 
 namespace {
 // The loaded value in the form the optimizer keeps it: a fresh tensor of the right dtype.
+// Counts and scalars live on the host (next_step bumps "step" through its pointer; LBFGS
+// reads its scalars), whatever device they were saved from; the rest on the parameter's.
 Tensor convert_state(const Tensor& value, bool is_count, bool is_scalar, const Tensor& param) {
-  if (is_count) return value.to(kInt64).clone();
-  if (is_scalar) return value.to(kFloat64).clone();
+  if (is_count) return value.to(Device::cpu()).to(kInt64).clone();
+  if (is_scalar) return value.to(Device::cpu()).to(kFloat64).clone();
   return value.to(param.device()).to(param.dtype()).clone().contiguous();
 }
 }  // namespace

@@ -1,7 +1,7 @@
 // SGD, Adam, AdamW, RMSprop and Adagrad: torch.optim's single-tensor formulas, each as one
-// fused loop per parameter (see fused.h); SGD, Adam and AdamW also as one CUDA kernel per
-// parameter (backends/cuda/optim.h, the same formulas) for CUDA parameters. Coefficients are
-// computed in double and cast to the parameter's dtype, like PyTorch's scalar arguments.
+// fused loop per parameter (see fused.h), and as one CUDA kernel per parameter
+// (backends/cuda/optim.h, the same formulas) for CUDA parameters. Coefficients are computed in
+// double and cast to the parameter's dtype, like PyTorch's scalar arguments.
 #include <cmath>
 #include <type_traits>
 
@@ -341,6 +341,8 @@ void RMSprop::check_options(const GroupOptions& o) const {
   check_nonnegative(name(), o, {"lr", "alpha", "eps", "weight_decay", "momentum"});
 }
 
+bool RMSprop::supports_device(const Device& device) const { return cpu_or_cuda(device); }
+
 Optimizer::StateKind RMSprop::state_kind(std::string_view name) const {
   if (name == "step") return StateKind::kCount;
   if (name == "square_avg" || name == "momentum_buffer" || name == "grad_avg")
@@ -356,6 +358,15 @@ void RMSprop::update(const ParamGroup& group, const Tensor& param, const Tensor&
   std::vector<Tensor> bufs = {state_buffer(state, "square_avg", param, 0.0)};
   bufs.push_back(o.momentum > 0 ? state_buffer(state, "momentum_buffer", param, 0.0) : param);
   if (o.centered) bufs.push_back(state_buffer(state, "grad_avg", param, 0.0));
+  if (param.device().is_cuda()) {
+    const cuda::k::RmspropArgs args{o.lr,       o.alpha,    o.eps,     o.weight_decay,
+                                    o.momentum, o.centered, o.maximize};
+    device_update("RMSprop", param, grad, bufs, [&](const detail::Prepared& p) {
+      cuda::rmsprop_step(p.work, p.grad, p.bufs[0], o.centered ? p.bufs[2] : Tensor(),
+                         o.momentum > 0 ? p.bufs[1] : Tensor(), args);
+    });
+    return;
+  }
   fused_update("RMSprop", param, grad, bufs, [&](auto a, int64_t b, int64_t e) {
     using T = typename decltype(a)::value_type;
     const T wd = T(o.weight_decay), alpha = T(o.alpha), c = T(1 - o.alpha);
@@ -415,6 +426,8 @@ void Adagrad::check_options(const GroupOptions& o) const {
                     {"lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"});
 }
 
+bool Adagrad::supports_device(const Device& device) const { return cpu_or_cuda(device); }
+
 Optimizer::StateKind Adagrad::state_kind(std::string_view name) const {
   if (name == "step") return StateKind::kCount;
   return name == "sum" ? StateKind::kLikeParam : StateKind::kUnknown;
@@ -426,6 +439,13 @@ void Adagrad::update(const ParamGroup& group, const Tensor& param, const Tensor&
   const int64_t step = detail::next_step(state);
   const double clr = o.lr / (1 + static_cast<double>(step - 1) * o.lr_decay);
   std::vector<Tensor> bufs = {state_buffer(state, "sum", param, o.initial_accumulator_value)};
+  if (param.device().is_cuda()) {
+    const cuda::k::AdagradArgs args{clr, o.weight_decay, o.eps, o.maximize};
+    device_update("Adagrad", param, grad, bufs, [&](const detail::Prepared& p) {
+      cuda::adagrad_step(p.work, p.grad, p.bufs[0], args);
+    });
+    return;
+  }
   fused_update("Adagrad", param, grad, bufs, [&](auto a, int64_t b, int64_t e) {
     using T = typename decltype(a)::value_type;
     const T wd = T(o.weight_decay), eps = T(o.eps), neg_clr = T(-clr);

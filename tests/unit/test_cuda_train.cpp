@@ -247,21 +247,7 @@ TEST(CudaOptim, AdamAndAdamWMatchTheCpuForEveryOption) {
   }
 }
 
-TEST(CudaOptim, OtherOptimizersRefuseCudaParameters) {
-  SKIP_WITHOUT_GPU();
-  const std::vector<Tensor> ps = {randn({3}).to(kGpu).requires_grad_()};
-  EXPECT_THROW(optim::RMSprop rms(ps), NotImplementedError);
-  EXPECT_THROW(optim::Adagrad ada(ps), NotImplementedError);
-  EXPECT_THROW(optim::LBFGS lbfgs(ps), NotImplementedError);
-  try {
-    optim::RMSprop rms(ps);
-  } catch (const NotImplementedError& e) {
-    EXPECT_NE(std::string(e.what()).find("RMSprop has no update for that device"),
-              std::string::npos)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("cuda:0"), std::string::npos) << e.what();
-  }
-}
+// RMSprop, Adagrad, LBFGS and gradient clipping: test_cuda_optim_more.cpp.
 
 // ---- the user story: an MLP classifier trained on cuda:0 ---------------------------------------
 

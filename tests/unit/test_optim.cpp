@@ -578,7 +578,7 @@ TEST(OptimErrors, BadParameters) {
 // Which optimizers take CUDA parameters (fused kernels: SGD, Adam, AdamW); the others refuse
 // them when they are added (test_cuda_train.cpp checks the error on a GPU). Decided on the
 // host, so it is checked here without a device.
-TEST(OptimDevices, OnlySgdAdamAndAdamWUpdateCudaParameters) {
+TEST(OptimDevices, EveryOptimizerUpdatesCudaParameters) {
   const std::vector<Tensor> ps = {make_param(3)};
   const Device gpu = Device::cuda(0), cpu = Device::cpu();
   SGD sgd(ps);
@@ -587,14 +587,32 @@ TEST(OptimDevices, OnlySgdAdamAndAdamWUpdateCudaParameters) {
   RMSprop rms(ps);
   Adagrad ada(ps);
   LBFGS lbfgs(ps);
-  for (const Optimizer* o : std::initializer_list<const Optimizer*>{&sgd, &adam, &adamw}) {
+  for (const Optimizer* o :
+       std::initializer_list<const Optimizer*>{&sgd, &adam, &adamw, &rms, &ada, &lbfgs}) {
     EXPECT_TRUE(o->supports_device(gpu)) << o->name();
+    EXPECT_TRUE(o->supports_device(Device::cuda(1))) << o->name();
     EXPECT_TRUE(o->supports_device(cpu)) << o->name();
+    EXPECT_FALSE(o->supports_device(Device::auto_())) << o->name();
   }
-  for (const Optimizer* o : std::initializer_list<const Optimizer*>{&rms, &ada, &lbfgs}) {
-    EXPECT_FALSE(o->supports_device(gpu)) << o->name();
-    EXPECT_TRUE(o->supports_device(cpu)) << o->name();
+}
+
+// An optimizer that does not say otherwise updates CPU parameters only, and refuses others
+// when they are added, naming the parameter and the device.
+class CpuOnly final : public Optimizer {
+ public:
+  explicit CpuOnly(std::vector<Tensor> params) : Optimizer("CpuOnly", {{"lr", 0.1}}) {
+    init_groups({ParamGroup{std::move(params), {}}});
   }
+
+ protected:
+  void check_options(const GroupOptions&) const override {}
+  StateKind state_kind(std::string_view) const override { return StateKind::kUnknown; }
+};
+
+TEST(OptimDevices, TheDefaultIsTheCpuOnly) {
+  CpuOnly opt({make_param(3)});
+  EXPECT_TRUE(opt.supports_device(Device::cpu()));
+  EXPECT_FALSE(opt.supports_device(Device::cuda(0)));
 }
 
 }  // namespace

@@ -62,8 +62,9 @@ class Optimizer {
   const std::string& name() const { return name_; }
   /// The state of one parameter ("step", "exp_avg", ...), empty before its first update.
   const StateDict& state(const Tensor& param) const;
-  /// Whether this optimizer updates parameters on `device`: the CPU always; CUDA for SGD,
-  /// Adam and AdamW (fused kernels). Parameters elsewhere are NotImplementedError when added.
+  /// Whether this optimizer updates parameters on `device`: the CPU always (the default);
+  /// CUDA for every optimizer here (fused kernels for SGD, Adam, AdamW, RMSprop and Adagrad;
+  /// LBFGS's tensor ops). Parameters elsewhere are NotImplementedError when added.
   virtual bool supports_device(const Device& device) const;
 
   /// A snapshot: "param_groups.<g>.<option>" (0-d float64), "param_groups.<g>.params" (int64
@@ -207,6 +208,7 @@ class RMSprop final : public Optimizer {
  public:
   RMSprop(std::vector<Tensor> params, RMSpropOptions options = {});
   RMSprop(std::vector<ParamGroup> groups, RMSpropOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -231,6 +233,7 @@ class Adagrad final : public Optimizer {
  public:
   Adagrad(std::vector<Tensor> params, AdagradOptions options = {});
   Adagrad(std::vector<ParamGroup> groups, AdagradOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
@@ -256,6 +259,7 @@ struct LBFGSOptions {
 class LBFGS final : public Optimizer {
  public:
   LBFGS(std::vector<Tensor> params, LBFGSOptions options = {});
+  bool supports_device(const Device& device) const override;
 
  protected:
   Tensor do_step(const Closure& closure) override;

@@ -211,5 +211,21 @@ struct AdamArgs {
 };
 void adam(int code, void* p, const void* g, void* m, void* v, void* vmax, int64_t n,
           const AdamArgs& a, void* stream);
+/// One RMSprop step over n contiguous elements (kF32 or kF64); grad_avg is null unless
+/// centered, buf (the momentum buffer) null unless momentum > 0.
+struct RmspropArgs {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered, maximize;
+};
+void rmsprop(int code, void* p, const void* g, void* square_avg, void* grad_avg, void* buf,
+             int64_t n, const RmspropArgs& a, void* stream);
+/// One Adagrad step over n contiguous elements (kF32 or kF64); clr = lr / (1 + (step - 1) *
+/// lr_decay), computed on the host.
+struct AdagradArgs {
+  double clr, weight_decay, eps;
+  bool maximize;
+};
+void adagrad(int code, void* p, const void* g, void* sum, int64_t n, const AdagradArgs& a,
+             void* stream);
 
 }  // namespace tessera::cuda::k

@@ -58,4 +58,37 @@ void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
   launched(dev, op);
 }
 
+void rmsprop_step(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
+                  const Tensor& grad_avg, const Tensor& momentum_buffer,
+                  const k::RmspropArgs& args) {
+  const char* op = "RMSprop";
+  check_operands(op, param, {grad, square_avg, grad_avg, momentum_buffer});
+  TS_CHECK(square_avg.defined() && grad_avg.defined() == args.centered &&
+               momentum_buffer.defined() == (args.momentum > 0),
+           ValueError, op,
+           "square_avg must be defined, grad_avg exactly when centered, momentum_buffer exactly "
+           "when momentum > 0 (centered = {}, momentum = {})",
+           args.centered, args.momentum);
+  if (param.numel() == 0) return;
+  const int dev = param.device().index;
+  DeviceGuard guard(dev);
+  k::rmsprop(dtype_code(param.dtype()), param.raw_data(), grad.raw_data(), square_avg.raw_data(),
+             ptr_or_null(grad_avg), ptr_or_null(momentum_buffer), param.numel(), args,
+             current_stream(dev));
+  launched(dev, op);
+}
+
+void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& sum,
+                  const k::AdagradArgs& args) {
+  const char* op = "Adagrad";
+  check_operands(op, param, {grad, sum});
+  TS_CHECK(sum.defined(), ValueError, op, "the sum state must be defined");
+  if (param.numel() == 0) return;
+  const int dev = param.device().index;
+  DeviceGuard guard(dev);
+  k::adagrad(dtype_code(param.dtype()), param.raw_data(), grad.raw_data(), sum.raw_data(),
+             param.numel(), args, current_stream(dev));
+  launched(dev, op);
+}
+
 }  // namespace tessera::cuda

@@ -14,5 +14,13 @@ void sgd_step(const Tensor& param, const Tensor& grad, const Tensor& momentum_bu
 /// One Adam / AdamW step; max_exp_avg_sq is undefined without amsgrad.
 void adam_step(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
                const Tensor& exp_avg_sq, const Tensor& max_exp_avg_sq, const k::AdamArgs& args);
+/// One RMSprop step; grad_avg is defined exactly when centered, momentum_buffer exactly when
+/// momentum > 0.
+void rmsprop_step(const Tensor& param, const Tensor& grad, const Tensor& square_avg,
+                  const Tensor& grad_avg, const Tensor& momentum_buffer,
+                  const k::RmspropArgs& args);
+/// One Adagrad step.
+void adagrad_step(const Tensor& param, const Tensor& grad, const Tensor& sum,
+                  const k::AdagradArgs& args);
 
 }  // namespace tessera::cuda

@@ -67,6 +67,13 @@ void adam_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const
                const k::AdamArgs&) {
   not_built("Adam step");
 }
+void rmsprop_step(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                  const k::RmspropArgs&) {
+  not_built("RMSprop step");
+}
+void adagrad_step(const Tensor&, const Tensor&, const Tensor&, const k::AdagradArgs&) {
+  not_built("Adagrad step");
+}
 bool allow_tf32() { return false; }
 void cublas_gemm(const Tensor&, const Tensor&, const Tensor&) { not_built("cublas_gemm"); }
 
