@@ -9,15 +9,6 @@
 namespace tessera::cuda::k {
 namespace {
 
-__device__ __forceinline__ void record(IndexFault* f, int op, int64_t index, int64_t size) {
-  if (atomicCAS_system(&f->flag, 0, 1) == 0) {
-    f->op = op;
-    f->index = index;
-    f->size = size;
-    __threadfence_system();
-  }
-}
-
 __device__ __forceinline__ void atomic_add(int* p, int v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
@@ -34,7 +25,7 @@ __global__ void gather_kernel(int op, const W* x, const int64_t* idx, W* out, Ge
     offsets<3>(g, i, o);
     const int64_t v = idx[o[2]];
     if (v < 0 || v >= dim_size) {
-      record(fault, op, v, dim_size);
+      record_fault(fault, op, v, dim_size);
       out[o[0]] = W(0);
       continue;
     }
@@ -50,7 +41,7 @@ __global__ void scatter_add_kernel(int op, const T* src, const int64_t* idx, T* 
     offsets<3>(g, i, o);
     const int64_t v = idx[o[2]];
     if (v < 0 || v >= dim_size) {
-      record(fault, op, v, dim_size);
+      record_fault(fault, op, v, dim_size);
       continue;
     }
     atomic_add(out + o[0] + v * dim_stride, src[o[1]]);

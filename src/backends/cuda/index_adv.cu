@@ -12,15 +12,6 @@
 namespace tessera::cuda::k {
 namespace {
 
-__device__ __forceinline__ void record(IndexFault* f, int op, int64_t index, int64_t size) {
-  if (atomicCAS_system(&f->flag, 0, 1) == 0) {
-    f->op = op;
-    f->index = index;
-    f->size = size;
-    __threadfence_system();
-  }
-}
-
 // ---- atomic adds, every dtype -----------------------------------------------------------------
 
 struct C64 {
@@ -61,7 +52,7 @@ __global__ void gather_adv(const W* x, W* out, Geometry g, AdvIndex a, IndexFaul
     int64_t o[3], off, bad, size;
     offsets<3>(g, i, o);
     if (!adv_offset(a, o[2], off, bad, size)) {
-      record(f, a.op, bad, size);
+      record_fault(f, a.op, bad, size);
       out[o[0]] = W(0);
       continue;
     }
@@ -76,7 +67,7 @@ __global__ void store_adv(const W* v, W* dst, Geometry g, AdvIndex a, const uint
     int64_t o[3], off, bad, size;
     offsets<3>(g, i, o);
     if (!adv_offset(a, o[2], off, bad, size)) {
-      record(f, a.op, bad, size);
+      record_fault(f, a.op, bad, size);
       continue;
     }
     if (winner == nullptr || winner[o[2]] != 0) dst[o[0] + off] = v[o[1]];
@@ -90,7 +81,7 @@ __global__ void accumulate_adv(int code, const T* v, T* dst, Geometry g, AdvInde
     int64_t o[3], off, bad, size;
     offsets<3>(g, i, o);
     if (!adv_offset(a, o[2], off, bad, size)) {
-      record(f, a.op, bad, size);
+      record_fault(f, a.op, bad, size);
       continue;
     }
     atomic_acc(dst + o[0] + off, v[o[1]], code);
@@ -102,7 +93,7 @@ __global__ void keys_adv(AdvIndex a, int64_t n, uint64_t invalid, uint64_t* keys
     uint64_t key = invalid;
     int64_t bad, size;
     if (!adv_key(a, i, key, bad, size)) {
-      record(f, a.op, bad, size);
+      record_fault(f, a.op, bad, size);
       key = invalid;
     }
     if (keys) keys[i] = key;
@@ -118,7 +109,7 @@ __global__ void scatter_kernel(const W* src, const int64_t* idx, W* out, Geometr
     offsets<3>(g, i, o);
     const int64_t v = idx[o[2]];
     if (v < 0 || v >= dim_size) {
-      record(f, kScatter, v, dim_size);
+      record_fault(f, kScatter, v, dim_size);
       continue;
     }
     if (winner == nullptr || winner[i] != 0) out[o[0] + v * dim_stride] = src[o[1]];
@@ -133,7 +124,7 @@ __global__ void scatter_keys_kernel(const int64_t* idx, Geometry g, int64_t dim_
     offsets<3>(g, i, o);
     const int64_t v = idx[o[2]];
     const bool ok = v >= 0 && v < dim_size;
-    if (!ok) record(f, kScatter, v, dim_size);
+    if (!ok) record_fault(f, kScatter, v, dim_size);
     keys[i] = ok ? static_cast<uint64_t>(o[0] + v * dim_lin) : invalid;
   }
 }

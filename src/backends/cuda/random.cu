@@ -43,16 +43,6 @@ constexpr std::array<RandomLaunch, 9> kRandints = {
 
 // ---- bernoulli ----------------------------------------------------------------------------
 
-// The first bad probability wins the record; the host raises ValueError at the next sync.
-__device__ __forceinline__ void record(IndexFault* f, int64_t index, double p) {
-  if (atomicCAS_system(&f->flag, 0, 1) == 0) {
-    f->op = kBernoulliFault;
-    f->index = index;
-    f->size = __double_as_longlong(p);
-    __threadfence_system();
-  }
-}
-
 template <class T>
 __global__ void bernoulli_kernel(const T* p, T* out, Geometry g, Draw d, IndexFault* fault) {
   for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
@@ -60,7 +50,8 @@ __global__ void bernoulli_kernel(const T* p, T* out, Geometry g, Draw d, IndexFa
     offsets<2>(g, i, o);
     const double pi = rng::to_double(p[o[1]]);
     if (!rng::valid_probability(pi)) {
-      record(fault, i, pi);
+      // The host raises ValueError at the next sync; size carries the probability's bits.
+      record_fault(fault, kBernoulliFault, i, __double_as_longlong(pi));
       out[o[0]] = rng::from_int<T>(0);
       continue;
     }

@@ -50,6 +50,22 @@ std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, 
   return {geometry_of(os, ost, x.raw_data(), name), geometry_of(is, ist, x.raw_data(), name)};
 }
 
+Lanes lanes_along(const Tensor& x, const Tensor& out, const Attrs& a, const char* name) {
+  Lanes l;
+  Shape shape = x.shape();
+  if (x.dim() > 0) {
+    const auto d = static_cast<size_t>(wrap_dim(a.get<int64_t>("dim"), x.dim(), name));
+    l.n = shape[d];
+    l.in_stride = x.strides()[d];
+    l.out_stride = out.strides()[d];
+    shape[d] = 1;  // the geometry walks lane starts
+  }
+  const std::array<const int64_t*, 2> strides{out.strides().data(), x.strides().data()};
+  const std::array<const void*, 2> ptrs{out.raw_data(), x.raw_data()};
+  l.starts = make_geometry(shape, strides, ptrs, name);
+  return l;
+}
+
 Tensor staging(const Tensor& y, DType dt) {
   return y.is_contiguous() && y.dtype() == dt ? y : Tensor::empty(y.shape(), dt, y.device());
 }
@@ -98,27 +114,15 @@ void amin_kernel(Inputs in, Outputs out, const Attrs& a) {
   run_reduce("amin", k::kRMin, false, in, out, a);
 }
 
-// Lanes along dim: the other dims form the rows' geometry (operand 0: out, 1: in).
 void run_softmax(const char* name, bool log, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
-  Shape shape = x.shape();
-  int64_t n = 1, si = 0, so = 0;
-  if (x.dim() > 0) {
-    const auto d = static_cast<size_t>(wrap_dim(a.get<int64_t>("dim"), x.dim(), name));
-    n = shape[d];
-    si = x.strides()[d];
-    so = y.strides()[d];
-    shape[d] = 1;  // the geometry walks lane starts
-  }
-  const std::array<const int64_t*, 2> strides{y.strides().data(), x.strides().data()};
-  const std::array<const void*, 2> ptrs{y.raw_data(), x.raw_data()};
-  const k::Geometry rows = make_geometry(shape, strides, ptrs, name);
+  const Lanes l = lanes_along(x, y, a, name);
   const int dev = y.device().index;
   DeviceGuard guard(dev);
-  k::softmax(log, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), rows, n, si, so,
-             current_stream(dev));
+  k::softmax(log, dtype_code(x.dtype()), x.raw_data(), y.raw_data(), l.starts, l.n, l.in_stride,
+             l.out_stride, current_stream(dev));
   launched(dev, name);
 }
 

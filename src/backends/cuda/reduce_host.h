@@ -12,6 +12,14 @@ namespace tessera::cuda {
 /// The kept (outer) and reduced (inner) dims of x under attr "dims" (empty = all).
 std::pair<k::Geometry, k::Geometry> split_dims(const Tensor& x, const Attrs& a, const char* name);
 
+/// Lanes of x along attr "dim" written into out: the geometry of the lane starts (operand 0:
+/// out, 1: x), the lane length, and each side's element stride along the dim (softmax, scans).
+struct Lanes {
+  k::Geometry starts;
+  int64_t n = 1, in_stride = 0, out_stride = 0;
+};
+Lanes lanes_along(const Tensor& x, const Tensor& out, const Attrs& a, const char* name);
+
 /// Parts a row is split into (a fixed function of the shape, not of the device).
 int splits_for(int64_t n_out, int64_t n_red);
 

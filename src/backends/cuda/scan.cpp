@@ -23,18 +23,9 @@ void run_scan(const char* name, bool prod, Inputs in, Outputs out, const Attrs& 
   if (y.numel() == 0) return;
   const int code = dtype_code(x.dtype());
   const Tensor dst = staging(y, k::int_or_bool_code(code) ? kInt64 : x.dtype());
-  Shape shape = x.shape();
-  int64_t n = 1, si = 0, so = 0;
-  if (x.dim() > 0) {
-    const auto d = static_cast<size_t>(wrap_dim(a.get<int64_t>("dim"), x.dim(), name));
-    n = shape[d];
-    si = x.strides()[d];
-    so = dst.strides()[d];
-    shape[d] = 1;  // the geometry walks lane starts
-  }
-  const std::array<const int64_t*, 2> strides{dst.strides().data(), x.strides().data()};
-  const std::array<const void*, 2> ptrs{dst.raw_data(), x.raw_data()};
-  const k::Geometry lanes = make_geometry(shape, strides, ptrs, name);
+  const Lanes l = lanes_along(x, dst, a, name);
+  const k::Geometry& lanes = l.starts;
+  const int64_t n = l.n, si = l.in_stride, so = l.out_stride;
   const int in_dim = lanes.ndim - 1;
   const bool side_by_side =
       lanes.ndim > 0 && lanes.strides[0][in_dim] == 1 && lanes.strides[1][in_dim] == 1;
