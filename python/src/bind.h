@@ -81,6 +81,7 @@ void init_optim(nb::module_& m);     // _C._optim: optimizers, LR schedulers, cl
 void init_data(nb::module_& m);      // _C._data: datasets, DataLoader, transforms, readers
 void init_io(nb::module_& m);        // _C._io: safetensors, NPY/NPZ, checkpoints
 void init_runtime(nb::module_& m);   // threads, scheduler switches, profiler, build facts
+void init_cuda(nb::module_& m, nb::class_<Tensor>& cls);  // tessera.cuda, Tensor.record_stream
 void init_amp(nb::module_& m);       // _C._amp: autocast state, policy, GradScaler
 
 }  // namespace tessera::py

@@ -21,5 +21,6 @@ NB_MODULE(_C, m) {
   init_data(m);
   init_io(m);
   init_runtime(m);
+  init_cuda(m, tensor);
   init_amp(m);
 }

@@ -3,6 +3,7 @@
 #include <random>
 
 #include "ops_common.h"
+#include "tessera/runtime/cuda.h"
 
 namespace tessera::py::ops {
 namespace {
@@ -52,10 +53,26 @@ void def_like(nb::module_& m, const char* name, ShapeFn fn, const char* doc) {
       nb::arg("input"), nb::kw_only(), TS_CREATION_KW, doc);
 }
 
+// empty(..., pin_memory=True): page-locked host memory, as PyTorch's keyword.
+Tensor empty_maybe_pinned(Shape s, const TensorOptions& o, bool pin_memory) {
+  if (!pin_memory) return empty(std::move(s), o);
+  if (!o.device.is_cpu())
+    fail<ValueError>("empty", "only CPU tensors can be pinned, got device {}", o.device.str());
+  return cuda::empty_pinned(std::move(s), o.dtype);
+}
+
 void def_constants(nb::module_& m) {
-  def_sized(
-      m, "empty", [](Shape s, TensorOptions o) { return empty(std::move(s), o); },
-      "A tensor of the given size with uninitialized values.");
+  m.def(
+      "empty",
+      [](nb::args size, OptDType dtype, OptDevice device, bool requires_grad, bool pin_memory) {
+        Shape s = shape_from_args(size, "empty");
+        ReleaseGilIfLarge gil(pin_memory ? ReleaseGilIfLarge::kThreshold : work(s));
+        return finish(empty_maybe_pinned(std::move(s), options(dtype, device), pin_memory),
+                      requires_grad);
+      },
+      nb::arg("size"), nb::kw_only(), TS_CREATION_KW, nb::arg("pin_memory") = false,
+      "A tensor of the given size with uninitialized values. pin_memory: in page-locked host "
+      "memory (needs a CUDA device), from which copies to a GPU run at full bandwidth.");
   def_sized(
       m, "zeros", [](Shape s, TensorOptions o) { return zeros(std::move(s), o); },
       "A tensor of the given size filled with 0.");

@@ -10,7 +10,6 @@
 #include <memory>
 
 #include "bind.h"
-#include "tessera/runtime/cuda.h"
 
 namespace tessera::py {
 namespace {
@@ -108,50 +107,6 @@ void def_scheduler(nb::module_& m) {
   s.def("remembered_choices", &remembered_choices, "The kernel choices remembered so far.");
 }
 
-// tessera.cuda: devices, synchronization and the caching allocator (NotBuiltError without the
-// CUDA build, DeviceError without a device).
-void def_cuda(nb::module_& m) {
-  auto c = m.def_submodule("cuda", "CUDA devices, synchronization and memory.");
-  c.def("is_built", &cuda::is_built, "Whether Tessera was compiled with CUDA.");
-  c.def("is_available", &cuda::is_available, "Whether a CUDA device can be used now.");
-  c.def("device_count", &cuda::device_count, "Number of visible CUDA devices.");
-  c.def("unavailable_reason", &cuda::unavailable_reason,
-        "Why no device is available ('' when there are devices).");
-  c.def("current_device", &cuda::current_device, "This thread's current CUDA device.");
-  c.def("set_device", &cuda::set_device, nb::arg("device"),
-        "Makes cuda:device this thread's current device.");
-  c.def("synchronize",
-        [](int device) {
-          nb::gil_scoped_release release;
-          cuda::synchronize(device);
-        },
-        nb::arg("device") = -1, "Waits for all queued work on the device (-1: current).");
-  nb::class_<cuda::DeviceProperties>(c, "DeviceProperties", "What a CUDA device is.")
-      .def_ro("index", &cuda::DeviceProperties::index)
-      .def_ro("name", &cuda::DeviceProperties::name)
-      .def_ro("total_memory", &cuda::DeviceProperties::total_memory)
-      .def_ro("multi_processor_count", &cuda::DeviceProperties::multiprocessors)
-      .def_ro("major", &cuda::DeviceProperties::major)
-      .def_ro("minor", &cuda::DeviceProperties::minor);
-  c.def("get_device_properties", &cuda::device_properties, nb::arg("device") = -1,
-        "Name, memory, multiprocessors and compute capability of a device.");
-  c.def("memory_allocated",
-        [](int device) { return cuda::memory_stats(device).current_bytes; },
-        nb::arg("device") = -1, "Bytes held by tensors on the device.");
-  c.def("max_memory_allocated", [](int device) { return cuda::memory_stats(device).peak_bytes; },
-        nb::arg("device") = -1, "Peak bytes held by tensors since start or the last reset.");
-  c.def("memory_reserved", &cuda::memory_reserved, nb::arg("device") = -1,
-        "Bytes the caching allocator holds from the device (in use plus cached).");
-  c.def("reset_peak_memory_stats", &cuda::reset_peak_memory_stats, nb::arg("device") = -1,
-        "Restarts the peak statistic.");
-  c.def("empty_cache", &cuda::empty_cache, nb::arg("device") = -1,
-        "Returns cached, unused blocks to the device.");
-  c.def("set_per_process_memory_fraction", &cuda::set_memory_fraction, nb::arg("fraction"),
-        nb::arg("device") = -1, "Caps the allocator at this fraction of the device's memory.");
-  c.def("set_allow_tf32", &cuda::set_allow_tf32, nb::arg("on"),
-        "Lets float32 matmuls use TF32 tensor cores (off by default).");
-}
-
 }  // namespace
 
 void init_runtime(nb::module_& m) {
@@ -164,8 +119,6 @@ void init_runtime(nb::module_& m) {
   m.def("get_default_device", &default_device, "The device new tensors go to.");
   def_profiler(m);
   def_scheduler(m);
-
-  def_cuda(m);
 
   m.def("build_info",
         []() {

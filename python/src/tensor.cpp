@@ -504,7 +504,11 @@ void def_conversions(nb::class_<Tensor>& c) {
              return t.to(Device::cuda(index), non_blocking);
            },
            nb::arg("device") = 0, nb::arg("non_blocking") = false, "Copies to a CUDA device.")
-      .def("pin_memory", &cuda::pin_memory,
+      .def("pin_memory",
+           [](const Tensor& t) {
+             nb::gil_scoped_release release;  // page-locking takes the driver's time
+             return cuda::pin_memory(t);
+           },
            "A copy in pinned (page-locked) host memory, or self when already pinned; needs a "
            "CUDA device.")
       .def("is_pinned", &cuda::is_pinned, "Whether the memory is pinned host memory.");

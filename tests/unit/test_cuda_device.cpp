@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -125,6 +126,35 @@ TEST(CudaRuntime, StreamsEventsAndSynchronize) {
   expect_message<ValueError>([] { cuda::Event().elapsed_ms(cuda::Event()); }, "recorded");
   expect_close(c, matmul(a.to(Device::cpu()), a.to(Device::cpu())).to(kGpu), 1e-5, 1e-4,
                "matmul on a side stream");
+}
+
+// Python holds a current_stream() result as long as it likes: it must own the stream, not
+// point at one the guard's owner may destroy.
+TEST(CudaRuntime, CurrentStreamSharesOwnershipOfAGuardedStream) {
+  SKIP_WITHOUT_GPU();
+  std::optional<cuda::Stream> held;
+  void* handle = nullptr;
+  {
+    cuda::Stream s = cuda::Stream::create();
+    handle = s.handle();
+    cuda::StreamGuard guard(s);
+    held = cuda::Stream::current(0);
+    {
+      cuda::StreamGuard nested(cuda::Stream::default_stream(0));
+      EXPECT_EQ(cuda::Stream::current(0), cuda::Stream::default_stream(0));
+    }
+    EXPECT_EQ(cuda::Stream::current(0), s) << "the nested guard gives the side stream back";
+  }  // the guard and the creator's copy are gone
+  EXPECT_EQ(cuda::Stream::current(0), cuda::Stream::default_stream(0));
+  ASSERT_EQ(held->handle(), handle);
+  Tensor a = full({1000}, 2.0, {kFloat32, kGpu}), b;
+  {
+    cuda::StreamGuard again(*held);
+    b = a * 3.0;  // queued on the stream only `held` keeps alive
+  }
+  held->synchronize();
+  EXPECT_TRUE(held->query());
+  EXPECT_TRUE(same(b.to(Device::cpu()), full({1000}, 6.0)));
 }
 
 // ---- copies ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "backends/cuda/common.h"
@@ -95,6 +96,11 @@ bool sticky(cudaError_t e) {
 }
 
 thread_local std::array<cudaStream_t, kMaxDevices> t_current_stream{};
+// The Stream objects behind the non-default entries of t_current_stream, so that
+// Stream::current() shares ownership of a guarded stream: a handle taken inside a StreamGuard
+// stays valid after the guard and the stream's creator are gone (Python keeps such handles as
+// long as it likes). Kept apart from t_current_stream, which kernel launches read.
+thread_local std::array<std::optional<Stream>, kMaxDevices> t_current_owner;
 std::atomic<bool> g_allow_tf32{false};
 
 void destroy_stream(int device, cudaStream_t s) noexcept {
@@ -328,7 +334,7 @@ Stream Stream::default_stream(int device) { return Stream(nullptr, nullptr, reso
 
 Stream Stream::current(int device) {
   const int d = resolve(device);
-  // A non-default current stream is kept alive by the StreamGuard that installed it.
+  if (const std::optional<Stream>& s = t_current_owner[static_cast<size_t>(d)]) return *s;
   return Stream(nullptr, current_stream(d), d);
 }
 
@@ -353,14 +359,22 @@ bool Stream::query() const {
   return true;
 }
 
+namespace {
+void make_current(const Stream& s) {
+  const auto d = static_cast<size_t>(s.device());
+  t_current_stream[d] = static_cast<cudaStream_t>(s.handle());
+  if (s.handle())
+    t_current_owner[d] = s;
+  else
+    t_current_owner[d].reset();  // the default stream needs no owner
+}
+}  // namespace
+
 StreamGuard::StreamGuard(const Stream& s) : previous_(Stream::current(s.device())), installed_(s) {
-  t_current_stream[static_cast<size_t>(s.device())] = static_cast<cudaStream_t>(s.handle());
+  make_current(s);
 }
 
-StreamGuard::~StreamGuard() {
-  t_current_stream[static_cast<size_t>(previous_.device())] =
-      static_cast<cudaStream_t>(previous_.handle());
-}
+StreamGuard::~StreamGuard() { make_current(previous_); }
 
 // ---- events ---------------------------------------------------------------------------------
 
