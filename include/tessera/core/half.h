@@ -1,5 +1,7 @@
 #pragma once
-// 16-bit float storage types. Arithmetic happens in float; these only convert.
+// 16-bit float storage types. Arithmetic happens in float; these only convert. The CPU's SIMD
+// conversions (src/backends/cpu/half_simd-inl.h) reproduce these bit for bit: change both
+// together.
 #include <bit>
 #include <cstdint>
 #include <cstring>

@@ -2,6 +2,7 @@
 // broadcasting the source).
 #include <cstring>
 
+#include "backends/cpu/convert_simd.h"
 #include "loops.h"
 #include "tessera/ops/primitive.h"
 
@@ -36,6 +37,19 @@ void convert_into(const Tensor& src, const Tensor& dst, std::string_view op) {
     parallel_for(n, int64_t{1} << 20,
                  [&](int64_t b, int64_t e) { std::memcpy(d + b, s + b, e - b); });
     return;
+  }
+  // float32/float64 <-> float16/bfloat16 on contiguous rows: the Highway converters
+  // (convert_simd.cpp), bitwise equal to the scalar loop below.
+  if (src.is_contiguous() && dst.is_contiguous() && src.shape() == dst.shape()) {
+    if (ConvertRowFn fn = simd_convert_fn(src.dtype(), dst.dtype())) {
+      const auto* s = static_cast<const char*>(src.raw_data());
+      auto* d = static_cast<char*>(dst.raw_data());
+      const auto si = static_cast<int64_t>(src.itemsize()),
+                 di = static_cast<int64_t>(dst.itemsize());
+      parallel_for(dst.numel(), kParallelGrain * 4,
+                   [&](int64_t b, int64_t e) { fn(s + b * si, d + b * di, e - b); });
+      return;
+    }
   }
   auto plan = make_plan<2>(
       dst.shape(), {static_cast<char*>(dst.raw_data()), static_cast<char*>(src.raw_data())},

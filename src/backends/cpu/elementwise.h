@@ -102,20 +102,25 @@ enum SimdMode : int { kBothRows = 0, kScalarA = 1, kScalarB = 2 };
 using SimdUnaryFn = void (*)(const void* in, void* out, int64_t n, bool stream);
 using SimdBinaryFn = void (*)(const void* a, const void* b, void* out, int64_t n, int mode,
                               bool stream);
-/// Kernels of the best ISA of this CPU; index [op][0 = float32, 1 = float64].
+/// Kernels of the best ISA of this CPU; index [op][kSimdSlot: float32, float64, float16,
+/// bfloat16]. 16-bit rows compute in float32 lanes and round once, as the scalar loop does.
 struct SimdTable {
-  SimdUnaryFn unary[kNumSimdUnary][2];
-  SimdBinaryFn binary[kNumSimdBinary][2];
+  SimdUnaryFn unary[kNumSimdUnary][4];
+  SimdBinaryFn binary[kNumSimdBinary][4];
 };
 const SimdTable& simd_table();
+/// Fills the float16/bfloat16 slots (elementwise_simd16.cpp).
+void fill_simd_table16(SimdTable& t);
 
 /// Outputs at least this large bypass the cache (non-temporal stores): they cannot stay in it.
 inline constexpr int64_t kStreamBytes = int64_t{16} << 20;
 
 template <class T>
-inline constexpr int kSimdSlot = std::is_same_v<T, float>    ? 0
-                                 : std::is_same_v<T, double> ? 1
-                                                             : -1;
+inline constexpr int kSimdSlot = std::is_same_v<T, float>      ? 0
+                                 : std::is_same_v<T, double>   ? 1
+                                 : std::is_same_v<T, Half>     ? 2
+                                 : std::is_same_v<T, BFloat16> ? 3
+                                                               : -1;
 
 // ---- generic kernels ----
 template <template <class> class Op>

@@ -38,7 +38,9 @@ struct PredicateBase : UnaryBase {
 
 template <class C>
 C abs_of(C x) {
-  if constexpr (std::is_signed_v<C>)
+  if constexpr (is_float_v<C>)
+    return std::fabs(x);  // abs(-0.0) = 0.0 and the sign of a NaN cleared, as the SIMD path
+  else if constexpr (std::is_signed_v<C>)
     return x < 0 ? wrap_neg(x) : x;
   else
     return x;
