@@ -9,6 +9,7 @@
 #include <numbers>
 #include <random>
 
+#include "half_test_util.h"
 #include "op_table.h"
 #include "tessera/core/half.h"
 #include "tessera/runtime/dispatch.h"
@@ -732,24 +733,6 @@ TEST(Elementwise, OperatorsAndLogical) {
 // for exp/log/tanh/sigmoid it is the float32 SIMD result rounded once (within one 16-bit ulp
 // of the exact value where the float32 result is a normal number).
 namespace {
-
-Tensor tensor16(const std::vector<uint16_t>& bits, DType dt) {
-  Tensor t = Tensor::empty({static_cast<int64_t>(bits.size())}, dt);
-  std::memcpy(t.raw_data(), bits.data(), bits.size() * 2);
-  return t;
-}
-std::vector<uint16_t> bits16(const Tensor& t) {
-  Tensor c = t.contiguous();
-  std::vector<uint16_t> v(static_cast<size_t>(c.numel()));
-  std::memcpy(v.data(), c.raw_data(), v.size() * 2);
-  return v;
-}
-float to_f32(uint16_t h, DType dt) {
-  return dt == kFloat16 ? Half::to_float(h) : std::bit_cast<float>(uint32_t{h} << 16);
-}
-uint16_t to_16(float f, DType dt) {
-  return dt == kFloat16 ? Half::from_float(f) : BFloat16::from_float(f);
-}
 
 // Operands: random bit patterns (every class: NaNs with payloads, infs, subnormals), values in
 // [-4, 4], and specials; ties of the 16-bit rounding come from the sums and products.

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "half_test_util.h"
 #include "tessera/core/half.h"
 #include "tessera/tessera.h"
 
@@ -20,26 +21,6 @@ namespace {
 
 float f32_of(uint32_t b) { return std::bit_cast<float>(b); }
 
-// The scalar conversions, as convert<To, From> in the kernels calls them.
-uint16_t ref16(float f, DType dt) {
-  return dt == kFloat16 ? Half::from_float(f) : BFloat16::from_float(f);
-}
-float ref_to_f32(uint16_t h, DType dt) {
-  return dt == kFloat16 ? Half::to_float(h) : std::bit_cast<float>(uint32_t{h} << 16);
-}
-
-// A 16-bit tensor from raw patterns.
-Tensor tensor16(const std::vector<uint16_t>& bits, DType dt) {
-  Tensor t = Tensor::empty({static_cast<int64_t>(bits.size())}, dt);
-  std::memcpy(t.raw_data(), bits.data(), bits.size() * 2);
-  return t;
-}
-std::vector<uint16_t> bits16(const Tensor& t) {
-  Tensor c = t.contiguous();
-  std::vector<uint16_t> v(static_cast<size_t>(c.numel()));
-  std::memcpy(v.data(), c.raw_data(), v.size() * 2);
-  return v;
-}
 template <class T>
 std::vector<T> raw(const Tensor& t) {
   Tensor c = t.contiguous();
@@ -49,12 +30,12 @@ std::vector<T> raw(const Tensor& t) {
 }
 Tensor f32_tensor(const std::vector<float>& v) { return tensor(v); }
 
-// Counts mismatches of got against ref16 over xs, printing the first few.
+// Counts mismatches of got against to_16 over xs, printing the first few.
 int64_t check_to16(const std::vector<float>& xs, const std::vector<uint16_t>& got, DType dt,
                    const char* what) {
   int64_t bad = 0;
   for (size_t i = 0; i < xs.size(); ++i) {
-    const uint16_t want = ref16(xs[i], dt);
+    const uint16_t want = to_16(xs[i], dt);
     if (got[i] != want && ++bad <= 5)
       ADD_FAILURE() << what << " " << dtype_name(dt) << ": float bits 0x" << std::hex
                     << std::bit_cast<uint32_t>(xs[i]) << " -> 0x" << got[i] << ", want 0x" << want;
@@ -69,10 +50,10 @@ std::vector<float> boundary_floats(DType dt) {
   std::vector<float> xs;
   for (uint32_t h = 0; h < 0x10000; ++h) {
     const uint16_t b = static_cast<uint16_t>(h);
-    const float v = ref_to_f32(b, dt);
+    const float v = to_f32(b, dt);
     xs.push_back(v);
     if (std::isnan(v) || std::isinf(v)) continue;
-    const float next = ref_to_f32(static_cast<uint16_t>(b + 1), dt);  // away from zero
+    const float next = to_f32(static_cast<uint16_t>(b + 1), dt);  // away from zero
     if (std::isnan(next)) continue;
     // Consecutive same-sign values: the exact midpoint fits in a float (<= 12 significant bits).
     const float mid = std::isinf(next) ? (dt == kFloat16 ? std::copysign(65520.f, v)
@@ -103,11 +84,11 @@ TEST(HalfConvert, Every16BitPatternToFloat32AndBack) {
     const auto cross = bits16(h.to(other));
     int64_t bad = 0;
     for (uint32_t i = 0; i < 0x10000; ++i) {
-      const float want = ref_to_f32(all[i], dt);
+      const float want = to_f32(all[i], dt);
       const bool ok =
           std::bit_cast<uint32_t>(f[i]) == std::bit_cast<uint32_t>(want) &&
           std::bit_cast<uint64_t>(d[i]) == std::bit_cast<uint64_t>(static_cast<double>(want)) &&
-          round_trip[i] == ref16(want, dt) && cross[i] == ref16(want, other);
+          round_trip[i] == to_16(want, dt) && cross[i] == to_16(want, other);
       if (!ok && ++bad <= 5) ADD_FAILURE() << "16-bit pattern 0x" << std::hex << i;
     }
     EXPECT_EQ(bad, 0);
@@ -173,7 +154,7 @@ TEST(HalfConvert, Float64To16BitRoundsThroughFloat32) {
     const auto got = bits16(t.to(dt));
     int64_t bad = 0;
     for (size_t i = 0; i < ds.size(); ++i) {
-      const uint16_t want = ref16(static_cast<float>(ds[i]), dt);
+      const uint16_t want = to_16(static_cast<float>(ds[i]), dt);
       if (got[i] != want && ++bad <= 5)
         ADD_FAILURE() << "double bits 0x" << std::hex << std::bit_cast<uint64_t>(ds[i]) << " -> 0x"
                       << got[i] << ", want 0x" << want;
@@ -197,7 +178,7 @@ TEST(HalfConvert, DISABLED_EveryFloat32PatternTo16Bit) {
       dst.copy_(src);
       const auto* q = static_cast<const uint16_t*>(dst.raw_data());
       for (int64_t i = 0; i < kChunk; ++i) {
-        const uint16_t want = ref16(std::bit_cast<float>(p[i]), dt);
+        const uint16_t want = to_16(std::bit_cast<float>(p[i]), dt);
         if (q[i] != want && ++bad <= 5)
           ADD_FAILURE() << "float bits 0x" << std::hex << p[i] << " -> 0x" << q[i] << ", want 0x"
                         << want;
