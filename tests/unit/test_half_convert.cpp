@@ -25,7 +25,7 @@ template <class T>
 std::vector<T> raw(const Tensor& t) {
   Tensor c = t.contiguous();
   std::vector<T> v(static_cast<size_t>(c.numel()));
-  std::memcpy(v.data(), c.raw_data(), v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), c.raw_data(), v.size() * sizeof(T));  // no null args
   return v;
 }
 Tensor f32_tensor(const std::vector<float>& v) { return tensor(v); }
