@@ -48,7 +48,14 @@ void def_profiler(nb::module_& m) {
       .def_ro("roofline", &profiler::OpRecord::roofline)
       .def_ro("decision", &profiler::OpRecord::decision)
       .def_ro("backward_of", &profiler::OpRecord::backward_of)
-      .def_prop_ro("seconds", &profiler::OpRecord::seconds)
+      .def_ro("stream", &profiler::OpRecord::stream,
+              "Device stream it ran on (0, 1, ...) for GPU kernels; -1 for host-timed calls.")
+      .def_prop_ro("device_timed", &profiler::OpRecord::device_timed,
+                   "Whether seconds is device time (GPU kernels, timed by events).")
+      .def_prop_ro("seconds", &profiler::OpRecord::seconds,
+                   "Time of the call: device time for GPU kernels, else host wall time.")
+      .def_prop_ro("host_seconds", &profiler::OpRecord::host_seconds,
+                   "Host wall time of the call (for a GPU kernel, its launch).")
       .def("__repr__", [](const profiler::OpRecord& r) {
         return fmt::format("OpRecord({}, impl={}, device={}, {:.3g} s)", r.name, r.impl,
                            r.device.str(), r.seconds());

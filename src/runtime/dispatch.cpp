@@ -14,6 +14,7 @@ namespace {
 constexpr int kNumLayers = static_cast<int>(Layer::kCount);
 std::array<std::atomic<LayerFn>, kNumLayers> g_handlers{};
 std::atomic<KernelObserver> g_observer{nullptr};
+std::atomic<KernelBegin> g_begin{nullptr};
 // Grad mode is on by default: the autograd layer starts active on every thread.
 thread_local std::string_view t_backward_op;
 thread_local uint32_t t_active = 1u << static_cast<int>(Layer::Autograd);
@@ -44,9 +45,14 @@ std::vector<Tensor> allocate_outputs(const Primitive& p, Inputs in, const Attrs&
 }
 
 void notify(const Primitive& p, Inputs in, std::span<const Tensor> out, const Attrs& attrs,
-            const Kernel* k, Device d, int64_t t0) {
+            const Kernel* k, Device d, int64_t t0, int64_t mark = -1) {
   if (KernelObserver obs = g_observer.load(std::memory_order_relaxed))
-    obs(KernelEvent{&p, in, out, &attrs, k, d, t0, now_ns()});
+    obs(KernelEvent{&p, in, out, &attrs, k, d, t0, now_ns(), mark});
+}
+
+int64_t begin_mark(Device d) {
+  KernelBegin begin = g_begin.load(std::memory_order_relaxed);
+  return begin ? begin(d) : -1;
 }
 
 bool all_on(Inputs in, Device d) {
@@ -79,6 +85,7 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
   std::vector<Tensor> moved;
   if (!p.has(kCrossDevice) && !all_on(in, pl.device)) in = moved = moved_to(in, pl.device);
   std::vector<Tensor> out = allocate_outputs(p, in, attrs, pl.device);
+  const int64_t mark = observed ? begin_mark(pl.device) : -1;
   if (detail::scheduler_wants_timing()) {  // feeds the cost model's corrections
     const int64_t tk = now_ns();
     pl.kernel->fn(in, out, attrs);
@@ -87,7 +94,7 @@ std::vector<Tensor> execute(const Primitive& p, Inputs in, const Attrs& attrs) {
     pl.kernel->fn(in, out, attrs);
   }
   if (p.has(kMutatesInput0)) in[0].storage()->bump_version(p.name);
-  if (observed) notify(p, in, out, attrs, pl.kernel, pl.device, t0);
+  if (observed) notify(p, in, out, attrs, pl.kernel, pl.device, t0, mark);
   return out;
 }
 
@@ -141,6 +148,10 @@ void set_layer_active(Layer layer, bool on) {
 
 bool layer_active(Layer layer) { return (t_active >> static_cast<int>(layer)) & 1u; }
 
-void set_kernel_observer(KernelObserver obs) { g_observer.store(obs, std::memory_order_release); }
+void set_kernel_observer(KernelObserver obs, KernelBegin begin) {
+  // The begin hook first: an observer that sees a call must have seen its begin.
+  g_begin.store(begin, std::memory_order_release);
+  g_observer.store(obs, std::memory_order_release);
+}
 
 }  // namespace tessera

@@ -1,6 +1,13 @@
 // Profiler recording: the funnel's kernel observer, the allocator's memory observer, scopes
 // and scheduler notes append to per-thread buffers of the active session; readers decode them.
 //
+// Device timing: for a kernel on a device with a marker (CUDA), the begin hook records a mark
+// (event) before the launch and on_kernel one after it. The pair is resolved into device
+// times once the end mark is done: retired in order as later calls find them done, and all
+// at once when the records are read or the session stops. Device times are put on the
+// session's clock through an anchor mark per device, recorded and waited for on its first
+// kernel.
+//
 // Lifetime: hooks enter by bumping g_inflight *before* loading g_state, and stop() clears
 // g_state *before* waiting for g_inflight to drain (all seq_cst), so once stop() returns no
 // hook can still touch the session's state.
@@ -11,16 +18,19 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
 
 #include "tessera/core/allocator.h"
 #include "tessera/core/error.h"
+#include "tessera/runtime/cuda.h"
 #include "tessera/runtime/device_facts.h"
 #include "tessera/runtime/dispatch.h"
 
@@ -42,6 +52,9 @@ struct RawOp {
   uint32_t n_inputs;  // 0 when shapes are not recorded
   int32_t decision;   // index into decisions, -1 for none
   std::string backward_of;
+  int32_t mark0 = -1, mark1 = -1;    // device marks around the kernel (indices into marks)
+  int64_t dev_t0 = -1, dev_t1 = -1;  // resolved device times, session clock
+  int32_t stream = -1;
 };
 
 // Everything one thread recorded in one session. Only its thread appends; readers lock mu.
@@ -58,6 +71,8 @@ struct ThreadBuffer {
   std::vector<MemorySample> memory;
   std::vector<DecisionRecord> decisions;
   int32_t pending_decision = -1;
+  std::vector<std::unique_ptr<DeviceMark>> marks;  // released once their op is resolved
+  size_t unresolved = 0;  // ops before this index have their device times (or need none)
 };
 
 struct State {
@@ -75,9 +90,17 @@ struct State {
   std::array<std::atomic<bool>, kMaxDevices> have_facts{};
   std::array<DeviceFacts, kMaxDevices> facts;  // written once, before have_facts is set
 
+  std::mutex anchor_mu;  // guards anchors, anchor_ns and streams
+  std::array<std::unique_ptr<DeviceMark>, kMaxDevices> anchors;
+  std::array<int64_t, kMaxDevices> anchor_ns{};    // session time at which anchors[i] was done
+  std::map<std::pair<int, int64_t>, int> streams;  // (device slot, queue) -> track index
+
   ThreadBuffer& buffer();
   void ensure_facts(Device d);
   const DeviceFacts* facts_for(Device d) const;
+  void ensure_anchor(Device d, DeviceMarker marker);
+  void resolve(ThreadBuffer& b, bool wait);
+  void resolve_all();
 };
 
 }  // namespace detail
@@ -108,6 +131,29 @@ int64_t now_ns() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+// A CUDA event recorded on the device's current stream.
+class CudaMark final : public detail::DeviceMark {
+ public:
+  explicit CudaMark(Device d) : event_(d.index), stream_(cuda::Stream::current(d.index)) {
+    event_.record(stream_);
+  }
+  bool done() const override { return event_.query(); }
+  void wait() const override { event_.synchronize(); }
+  double ms_since(const DeviceMark& earlier) const override {
+    return static_cast<const CudaMark&>(earlier).event_.elapsed_ms(event_);
+  }
+  int64_t queue() const override { return reinterpret_cast<int64_t>(stream_.handle()); }
+
+ private:
+  cuda::Event event_;
+  cuda::Stream stream_;  // held so that its handle cannot name another stream meanwhile
+};
+
+std::unique_ptr<detail::DeviceMark> cuda_mark(Device d) { return std::make_unique<CudaMark>(d); }
+
+// Per DeviceType: CPU, CUDA, Auto (never a kernel's device).
+std::array<std::atomic<detail::DeviceMarker>, 3> g_markers{nullptr, &cuda_mark, nullptr};
 
 int device_slot(Device d) {
   if (d.is_cpu()) return 0;
@@ -147,13 +193,30 @@ DType op_dtype(const KernelEvent& e) {
   return kFloat32;
 }
 
+// The begin hook: a mark before the kernel, on devices that have a marker.
+int64_t on_begin(Device d) {
+  Hook hook;
+  State* s = hook.state();
+  const detail::DeviceMarker marker = detail::device_marker(d.type);
+  if (!s || !marker || device_slot(d) < 0) return -1;
+  s->ensure_anchor(d, marker);
+  std::unique_ptr<detail::DeviceMark> mark = marker(d);
+  ThreadBuffer& b = s->buffer();
+  std::lock_guard lock(b.mu);
+  b.marks.push_back(std::move(mark));
+  return static_cast<int64_t>(b.marks.size() - 1);
+}
+
 void on_kernel(const KernelEvent& e) {
   Hook hook;
   State* s = hook.state();
-  // A call that began before this session started belongs to no session.
+  // A call that began before this session started belongs to no session (and its begin mark,
+  // if any, to no buffer of this one).
   if (!s || e.start_ns < s->t_start) return;
   s->ensure_facts(e.device);
   const Cost c = e.prim->cost ? e.prim->cost(e.inputs, e.outputs, *e.attrs) : Cost{};
+  std::unique_ptr<detail::DeviceMark> end;
+  if (e.begin_mark >= 0) end = detail::device_marker(e.device.type)(e.device);
   ThreadBuffer& b = s->buffer();
   std::lock_guard lock(b.mu);
   RawOp r{e.prim,
@@ -169,7 +232,13 @@ void on_kernel(const KernelEvent& e) {
           std::exchange(b.pending_decision, -1),
           std::string(backward_op())};
   if (s->opt.record_shapes) encode_inputs(b, r, e.inputs);
-  b.ops.push_back(r);
+  if (end) {
+    r.mark0 = static_cast<int32_t>(e.begin_mark);
+    r.mark1 = static_cast<int32_t>(b.marks.size());
+    b.marks.push_back(std::move(end));
+  }
+  b.ops.push_back(std::move(r));
+  s->resolve(b, /*wait=*/false);  // retires what is done, so few events are alive at once
 }
 
 void on_memory(Device d, int64_t delta, int64_t current) {
@@ -206,7 +275,7 @@ std::shared_ptr<State> start(Options opt, std::string origin) {
   s->active = true;
   g_state.store(s.get());
   g_session_id.store(s->id);
-  set_kernel_observer(&on_kernel);
+  set_kernel_observer(&on_kernel, &on_begin);
   if (s->opt.record_memory) set_memory_observer(&on_memory);
   return s;
 }
@@ -221,6 +290,7 @@ bool stop(State& s) {
   set_memory_observer(nullptr);
   while (g_inflight.load() != 0) std::this_thread::yield();
   s.active = false;
+  s.resolve_all();
   return true;
 }
 
@@ -242,6 +312,9 @@ OpRecord decode(const State& s, const ThreadBuffer& b, const RawOp& r) {
   o.thread = b.index;
   o.start_ns = r.t0 - s.t_start;
   o.end_ns = r.t1 - s.t_start;
+  o.device_start_ns = r.dev_t0;
+  o.device_end_ns = r.dev_t1;
+  o.stream = r.stream;
   o.flops = r.flops;
   o.bytes = r.bytes;
   const int64_t* d = b.dims.data() + r.dims_at;
@@ -306,6 +379,57 @@ void State::ensure_facts(Device d) {
   have_facts[i].store(true, std::memory_order_release);
 }
 
+// The first kernel of a device in this session: a mark that the host waits for, so that
+// session time = anchor_ns + device time since the anchor. Waiting costs the session one
+// drain of the queue, once per device.
+void State::ensure_anchor(Device d, DeviceMarker marker) {
+  const int i = device_slot(d);
+  std::lock_guard lock(anchor_mu);
+  if (anchors[i]) return;
+  std::unique_ptr<DeviceMark> a = marker(d);
+  a->wait();
+  anchor_ns[i] = now_ns() - t_start;
+  anchors[i] = std::move(a);
+}
+
+// Gives device times to the ops of b whose end marks are done, in order, stopping at the
+// first that is not (or waiting for each, with wait). Call under b.mu.
+void State::resolve(ThreadBuffer& b, bool wait) {
+  for (; b.unresolved < b.ops.size(); ++b.unresolved) {
+    RawOp& r = b.ops[b.unresolved];
+    if (r.mark1 < 0) continue;
+    std::unique_ptr<DeviceMark>& m0 = b.marks[static_cast<size_t>(r.mark0)];
+    std::unique_ptr<DeviceMark>& m1 = b.marks[static_cast<size_t>(r.mark1)];
+    if (wait) {
+      m0->wait();
+      m1->wait();
+    } else if (!m0->done() || !m1->done()) {
+      return;
+    }
+    const int slot = device_slot(r.device);
+    std::lock_guard lock(anchor_mu);
+    const DeviceMark& anchor = *anchors[slot];
+    auto session_ns = [&](const DeviceMark& m) {
+      return anchor_ns[slot] + static_cast<int64_t>(std::llround(m.ms_since(anchor) * 1e6));
+    };
+    r.dev_t0 = session_ns(*m0);
+    r.dev_t1 = std::max(r.dev_t0, session_ns(*m1));
+    const auto [it, added] =
+        streams.try_emplace({slot, m1->queue()}, static_cast<int>(streams.size()));
+    r.stream = it->second;
+    m0.reset();
+    m1.reset();
+  }
+}
+
+void State::resolve_all() {
+  std::lock_guard lock(mu);
+  for (ThreadBuffer& b : buffers) {
+    std::lock_guard bl(b.mu);
+    resolve(b, /*wait=*/true);
+  }
+}
+
 const DeviceFacts* State::facts_for(Device d) const {
   const int i = device_slot(d);
   if (i < 0 || !have_facts[i].load(std::memory_order_acquire)) return nullptr;
@@ -338,6 +462,7 @@ void Session::stop() {
 bool Session::active() const { return state_->active.load(); }
 
 std::vector<OpRecord> Session::ops() const {
+  state_->resolve_all();  // waits for the device times of what was launched so far
   std::vector<OpRecord> out;
   for_each_buffer(*state_, [&](const ThreadBuffer& b) {
     for (const RawOp& r : b.ops) out.push_back(decode(*state_, b, r));
@@ -383,6 +508,14 @@ int64_t Session::memory_peak(Device device) const {
 }
 
 bool active() { return g_session_id.load(std::memory_order_relaxed) != 0; }
+
+void detail::set_device_marker(DeviceType type, DeviceMarker marker) {
+  g_markers.at(static_cast<size_t>(type)).store(marker);
+}
+
+detail::DeviceMarker detail::device_marker(DeviceType type) {
+  return g_markers[static_cast<size_t>(type)].load(std::memory_order_relaxed);
+}
 
 Scope::Scope(std::string_view name) {
   session_ = g_session_id.load(std::memory_order_relaxed);

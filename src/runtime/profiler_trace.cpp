@@ -105,8 +105,16 @@ std::string memory_lines(const Session& s) {
   return out;
 }
 
-// Chrome trace: one process per device, one thread per session thread.
+// Chrome trace: one process per device, one track per session thread. A device-timed kernel
+// (GPU) is drawn on its device's process on the track of its stream, and its launch on the
+// CPU process on the track of the thread that launched it.
 int device_pid(Device d) { return d.is_cpu() ? 0 : 1 + d.index; }
+
+constexpr int kStreamTrack = 1000;  // tid of stream 0; thread tracks count up from 0
+
+int op_tid(const OpRecord& o) { return o.device_timed() ? kStreamTrack + o.stream : o.thread; }
+
+double us(int64_t ns) { return static_cast<double>(ns) * 1e-3; }
 
 json shapes_json(const OpRecord& o) {
   json shapes = json::array();
@@ -133,14 +141,30 @@ json op_event(const OpRecord& o) {
                {"roofline", o.roofline}};
   if (!o.decision.empty()) args["decision"] = o.decision;
   if (!o.backward_of.empty()) args["backward_of"] = o.backward_of;
+  if (o.device_timed()) {
+    args["stream"] = o.stream;
+    args["launch_us"] = us(o.end_ns - o.start_ns);
+  }
   return {{"name", o.name},
           {"cat", "op"},
           {"ph", "X"},
-          {"ts", static_cast<double>(o.start_ns) * 1e-3},
-          {"dur", static_cast<double>(o.end_ns - o.start_ns) * 1e-3},
+          {"ts", us(o.device_timed() ? o.device_start_ns : o.start_ns)},
+          {"dur", o.seconds() * 1e6},
           {"pid", device_pid(o.device)},
-          {"tid", o.thread},
+          {"tid", op_tid(o)},
           {"args", std::move(args)}};
+}
+
+// The host side of a device-timed kernel.
+json launch_event(const OpRecord& o) {
+  return {{"name", o.name},
+          {"cat", "launch"},
+          {"ph", "X"},
+          {"ts", us(o.start_ns)},
+          {"dur", us(o.end_ns - o.start_ns)},
+          {"pid", 0},
+          {"tid", o.thread},
+          {"args", {{"device", o.device.str()}, {"stream", o.stream}}}};
 }
 
 // Scopes are host code: they live on the CPU process, on their thread's track.
@@ -148,8 +172,8 @@ json scope_event(const ScopeRecord& s) {
   return {{"name", s.name},
           {"cat", "scope"},
           {"ph", "X"},
-          {"ts", static_cast<double>(s.start_ns) * 1e-3},
-          {"dur", static_cast<double>(s.end_ns - s.start_ns) * 1e-3},
+          {"ts", us(s.start_ns)},
+          {"dur", us(s.end_ns - s.start_ns)},
           {"pid", 0},
           {"tid", s.thread},
           {"args", {{"depth", s.depth}}}};
@@ -158,20 +182,20 @@ json scope_event(const ScopeRecord& s) {
 json memory_event(const MemorySample& m) {
   return {{"name", "memory " + m.device.str()},
           {"ph", "C"},
-          {"ts", static_cast<double>(m.time_ns) * 1e-3},
+          {"ts", us(m.time_ns)},
           {"pid", device_pid(m.device)},
           {"args", {{"bytes", m.current_bytes}}}};
 }
 
 json decision_event(const DecisionRecord& d) {
-  return {{"name", "schedule"},
-          {"cat", "scheduler"},
-          {"ph", "i"},
-          {"s", "t"},
-          {"ts", static_cast<double>(d.time_ns) * 1e-3},
-          {"pid", 0},
-          {"tid", d.thread},
-          {"args", {{"text", d.text}}}};
+  return {{"name", "schedule"}, {"cat", "scheduler"},        {"ph", "i"},
+          {"s", "t"},           {"ts", us(d.time_ns)},       {"pid", 0},
+          {"tid", d.thread},    {"args", {{"text", d.text}}}};
+}
+
+std::string track_name(int tid) {
+  if (tid >= kStreamTrack) return fmt::format("stream {}", tid - kStreamTrack);
+  return tid == 0 ? "thread 0 (started the session)" : fmt::format("thread {}", tid);
 }
 
 json meta_event(const char* what, int pid, int tid, const std::string& name) {
@@ -188,7 +212,8 @@ std::vector<json> metadata(const std::vector<OpRecord>& ops, const std::vector<S
   std::set<std::pair<int, int>> tracks;
   for (const OpRecord& o : ops) {
     procs[device_pid(o.device)] = o.device.str();
-    tracks.insert({device_pid(o.device), o.thread});
+    tracks.insert({device_pid(o.device), op_tid(o)});
+    if (o.device_timed()) tracks.insert({0, o.thread});
   }
   for (const MemorySample& m : mem) procs[device_pid(m.device)] = m.device.str();
   for (const ScopeRecord& s : scopes) tracks.insert({0, s.thread});
@@ -196,9 +221,7 @@ std::vector<json> metadata(const std::vector<OpRecord>& ops, const std::vector<S
   std::vector<json> out;
   for (const auto& [pid, name] : procs) out.push_back(meta_event("process_name", pid, -1, name));
   for (const auto& [pid, tid] : tracks)
-    out.push_back(
-        meta_event("thread_name", pid, tid,
-                   tid == 0 ? "thread 0 (started the session)" : fmt::format("thread {}", tid)));
+    out.push_back(meta_event("thread_name", pid, tid, track_name(tid)));
   return out;
 }
 
@@ -236,7 +259,10 @@ void detail::write_chrome_trace(const Session& s, std::ostream& os) {
   };
   for (const json& e : metadata(ops, scopes, mem, decisions)) emit(e);
   for (const ScopeRecord& r : scopes) emit(scope_event(r));
-  for (const OpRecord& o : ops) emit(op_event(o));
+  for (const OpRecord& o : ops) {
+    emit(op_event(o));
+    if (o.device_timed()) emit(launch_event(o));
+  }
   for (const MemorySample& m : mem) emit(memory_event(m));
   for (const DecisionRecord& d : decisions) emit(decision_event(d));
   os << "\n]}\n";

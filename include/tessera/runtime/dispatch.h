@@ -48,10 +48,16 @@ struct KernelEvent {
   const Kernel* kernel;  ///< null for view primitives
   Device device;
   int64_t start_ns, end_ns;
+  int64_t begin_mark = -1;  ///< what the KernelBegin hook returned for this call (-1: none)
 };
 using KernelObserver = void (*)(const KernelEvent&);
-/// Installs the observer that the profiler layer reports to (null turns reporting off).
-void set_kernel_observer(KernelObserver obs);
+/// Called just before a kernel runs (not for views), on its device; what it returns comes
+/// back in KernelEvent::begin_mark. The profiler records a device event here, so that kernels
+/// queued asynchronously on a GPU are timed by the device, not by their launch.
+using KernelBegin = int64_t (*)(Device);
+/// Installs the observer that the profiler layer reports to (null turns reporting off), and
+/// optionally the hook called before each kernel.
+void set_kernel_observer(KernelObserver obs, KernelBegin begin = nullptr);
 
 /// Chooses the device and kernel for a call (the scheduler's entry point; explicit placement
 /// always wins). Throws DeviceError for mixed devices and NotImplementedError when no kernel

@@ -4,6 +4,10 @@
 // memory timeline per device; prints a summary table and exports a Chrome trace (Perfetto).
 // When no session is active it costs one relaxed atomic load per hook.
 //
+// Kernels on a GPU run asynchronously to the host: there the profiler records a device event
+// before and after each kernel (on the stream it is queued on) and reports the device's time;
+// the host's wall time of the call is then its launch cost.
+//
 // Kernels that run inside a backward pass are attributed to the forward op they
 // differentiate (OpRecord::backward_of; "mul (backward of exp)" in the summary).
 #include <cstdint>
@@ -19,26 +23,37 @@
 
 namespace tessera::profiler {
 
-/// One kernel (or view) call. Times are in ns since the session started.
+/// One kernel (or view) call. Times are in ns since the session started (the device's times
+/// are placed on that clock by an event the session waits for on the device's first kernel).
 struct OpRecord {
   std::string name;  ///< primitive name
   std::string impl;  ///< kernel implementation ("builtin", "blas", ...) or "view"
   Device device;
-  std::vector<Shape> shapes;  ///< input shapes (empty when record_shapes is off)
-  std::vector<DType> dtypes;  ///< input dtypes (empty when record_shapes is off)
-  DType dtype = kFloat32;     ///< dtype the roofline is taken for (first input, else output)
-  int thread = 0;             ///< session thread index (0 = the thread that started it)
-  int64_t start_ns = 0, end_ns = 0;
+  std::vector<Shape> shapes;         ///< input shapes (empty when record_shapes is off)
+  std::vector<DType> dtypes;         ///< input dtypes (empty when record_shapes is off)
+  DType dtype = kFloat32;            ///< dtype the roofline is taken for (first input, else output)
+  int thread = 0;                    ///< session thread index (0 = the thread that started it)
+  int64_t start_ns = 0, end_ns = 0;  ///< the call on the host (for a GPU kernel: its launch)
+  /// When the kernel ran on the device, for kernels timed by device events (GPU kernels); -1
+  /// for calls timed by the host.
+  int64_t device_start_ns = -1, device_end_ns = -1;
+  int stream = -1;  ///< device queue it ran on, 0, 1, ... in order of first use (-1: host-timed)
   double flops = 0, bytes = 0;  ///< from the primitive's cost function (0 when it has none)
-  double gflops = 0, gbps = 0;  ///< achieved rates
+  double gflops = 0, gbps = 0;  ///< achieved rates, over seconds()
   /// max(flops / peak FLOP/s, bytes / bandwidth) / wall time; 0 when the device facts are
   /// unknown.
   double roofline = 0;
   std::string decision;     ///< the scheduler's note for this call, if it gave one
   std::string backward_of;  ///< the forward op whose backward ran this call (empty: forward)
 
-  /// Wall time in seconds.
-  double seconds() const { return static_cast<double>(end_ns - start_ns) * 1e-9; }
+  bool device_timed() const { return device_start_ns >= 0; }
+  /// Time of the call in seconds: on the device for device-timed kernels, else host wall time.
+  double seconds() const {
+    return device_timed() ? static_cast<double>(device_end_ns - device_start_ns) * 1e-9
+                          : host_seconds();
+  }
+  /// Host wall time of the call in seconds.
+  double host_seconds() const { return static_cast<double>(end_ns - start_ns) * 1e-9; }
 };
 
 /// A user scope (profiler::Scope) that closed while the session was active.
@@ -75,6 +90,28 @@ namespace detail {
 struct State;
 /// Starts the process-wide session of TESSERA_PROFILE (run once when the library loads).
 void start_env_session();
+
+/// A point in a device's work queue, for timing kernels that run asynchronously to the host
+/// (on CUDA: an event recorded on the current stream).
+class DeviceMark {
+ public:
+  virtual ~DeviceMark() = default;
+  /// Whether the work queued before the mark has finished (never blocks).
+  virtual bool done() const = 0;
+  /// Blocks until done().
+  virtual void wait() const = 0;
+  /// Milliseconds of device time from `earlier`, a done mark of the same device, to this one.
+  virtual double ms_since(const DeviceMark& earlier) const = 0;
+  /// The queue (stream) it was recorded on, as a number that names it in this process.
+  virtual int64_t queue() const = 0;
+};
+/// Records a mark on a device's current queue now.
+using DeviceMarker = std::unique_ptr<DeviceMark> (*)(Device);
+/// Sets how kernels on devices of one type are timed (nullptr: by the host). CUDA's marker is
+/// installed from the start; tests install a fake one for the CPU. Set it while no session is
+/// active.
+void set_device_marker(DeviceType type, DeviceMarker marker);
+DeviceMarker device_marker(DeviceType type);
 }  // namespace detail
 
 /// A profiling session: starts on construction, stops on stop() or destruction. Only one
