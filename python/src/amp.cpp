@@ -18,16 +18,23 @@ void def_state(nb::module_& a) {
       "get_state",
       [](const std::string& dev) {
         const amp::AutocastState s = amp::autocast_state(device_type(dev));
-        return std::make_pair(s.enabled, s.dtype);
+        return std::make_tuple(s.enabled, s.dtype, s.cache_enabled);
       },
-      "device_type"_a, "(enabled, dtype) of the device type's autocast on this thread.");
+      "device_type"_a,
+      "(enabled, dtype, cache_enabled) of the device type's autocast on this thread.");
   a.def(
       "set_state",
-      [](const std::string& dev, bool enabled, DType dtype) {
-        amp::set_autocast_state(device_type(dev), {enabled, dtype});
+      [](const std::string& dev, bool enabled, DType dtype, bool cache_enabled) {
+        amp::set_autocast_state(device_type(dev), {enabled, dtype, cache_enabled});
       },
-      "device_type"_a, "enabled"_a, "dtype"_a,
+      "device_type"_a, "enabled"_a, "dtype"_a, "cache_enabled"_a = true,
       "Sets the device type's autocast on this thread (dtype: float16 or bfloat16).");
+  a.def("increment_nesting", &amp::autocast_increment_nesting,
+        "Opens an autocast region on this thread (the cast cache lives while one is open).");
+  a.def("decrement_nesting", &amp::autocast_decrement_nesting,
+        "Closes one; the cast cache is cleared when the last closes. Returns the depth left.");
+  a.def("clear_cache", &amp::clear_autocast_cache, "Drops this thread's cached casts.");
+  a.def("cache_size", &amp::autocast_cache_size, "How many casts this thread's cache holds.");
   a.def(
       "policy",
       [](const std::string& primitive) {

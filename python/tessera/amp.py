@@ -54,8 +54,12 @@ class autocast:
     ``device_type`` is 'cpu' or 'cuda'; ``dtype`` float16 or bfloat16 (None keeps the current
     autocast dtype, so a nested scope inherits it); ``enabled=False`` turns autocast off
     inside. Scopes nest and restore the previous state on exit, also when the block raises.
-    The state is per thread. Usable as a decorator; ``cache_enabled`` is accepted for
-    PyTorch compatibility (Tessera keeps no cast cache).
+    The state is per thread. Usable as a decorator.
+
+    Within the outermost scope, the 16-bit casts of parameters (tensors that require grad
+    and are leaves, or views of them such as linear's transposed weight) are cached, so a
+    weight used several times is cast once; ``cache_enabled=False`` turns that off. The cache
+    is dropped when the outermost scope exits.
     """
 
     def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
@@ -64,13 +68,15 @@ class autocast:
             raise TypeError(f"autocast: dtype must be a tessera.dtype, got {type(dtype).__name__}")
         self.fast_dtype = dtype
         self.enabled = bool(enabled)
+        self.cache_enabled = True if cache_enabled is None else bool(cache_enabled)
         self._saved = {}  # thread id -> stack of states to restore
 
     def __enter__(self):
         prev = _A.get_state(self.device)
         dtype = self.fast_dtype if self.fast_dtype is not None else prev[1]
-        _A.set_state(self.device, self.enabled, dtype)
+        _A.set_state(self.device, self.enabled, dtype, self.cache_enabled)
         self._saved.setdefault(threading.get_ident(), []).append(prev)
+        _A.increment_nesting()
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -78,6 +84,7 @@ class autocast:
         _A.set_state(self.device, *stack.pop())
         if not stack:
             del self._saved[threading.get_ident()]
+        _A.decrement_nesting()
         return False
 
     def __call__(self, func):
@@ -86,7 +93,7 @@ class autocast:
 
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with autocast(self.device, self.fast_dtype, self.enabled):
+            with autocast(self.device, self.fast_dtype, self.enabled, self.cache_enabled):
                 return func(*args, **kwargs)
 
         return wrapper

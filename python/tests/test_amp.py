@@ -99,6 +99,33 @@ def test_decorator_threads_and_bad_arguments():
     assert not ts.is_autocast_enabled("cpu")
 
 
+def test_cast_cache_lives_for_the_outermost_scope():
+    from tessera._C import _amp
+    x = randn(2, 3, seed=30)
+    w = randn(3, 3, seed=31).requires_grad_()
+    with ts.autocast("cpu"):
+        with ts.autocast("cpu"):
+            a = F.linear(x, w)
+            b = F.linear(x, w)  # w.t() cast once
+            assert _amp.cache_size() == 1
+        assert _amp.cache_size() == 1
+        np.testing.assert_array_equal(values(a), values(b))
+        with ts.no_grad():
+            x @ w  # no history to reuse later: not kept
+        assert _amp.cache_size() == 1
+    assert _amp.cache_size() == 0
+    with ts.autocast("cpu", cache_enabled=False):
+        F.linear(x, w)
+        assert _amp.cache_size() == 0
+
+    @ts.autocast("cpu", cache_enabled=False)
+    def f():
+        F.linear(x, w)
+        return _amp.cache_size()
+
+    assert f() == 0
+
+
 # ---- gradients ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dt", HALVES)

@@ -86,8 +86,8 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>& grads) {
   return {};
 }
 
-SavedTensor::SavedTensor(const Tensor& t, bool is_output_of_saver)
-    : version_(t.version()), is_output_(is_output_of_saver) {
+SavedTensor::SavedTensor(const Tensor& t, bool is_output_of_saver, bool stand_in)
+    : version_(t.version()), is_output_(is_output_of_saver), stand_in_(stand_in) {
   if (!is_output_of_saver) {
     t_ = t;
     return;
@@ -104,7 +104,9 @@ void SavedTensor::add_tangent(int level, const Tensor& tangent) {
   if (is_output_ && t_.defined()) meta_of(t_).tangents.push_back({level, plain_alias(tangent)});
 }
 
-void SavedTensor::reset() { bury_tensor(std::move(t_)); }
+void SavedTensor::reset() {
+  if (!stand_in_) bury_tensor(std::move(t_));
+}
 
 Tensor SavedTensor::unpack(const std::shared_ptr<Node>& saver, uint32_t output_nr,
                            std::string_view forward_op) const {

@@ -81,7 +81,10 @@ struct AccumulateGrad final : Node {
 class SavedTensor {
  public:
   SavedTensor() = default;
-  SavedTensor(const Tensor& t, bool is_output_of_saver);
+  /// stand_in: t holds only a shape and dtype (rules::stand_in) and survives reset(), so a
+  /// node that saved nothing else can run backward again, as PyTorch's nodes without saved
+  /// tensors can (the autocast cache reuses a parameter's cast node across steps).
+  SavedTensor(const Tensor& t, bool is_output_of_saver, bool stand_in = false);
   /// The tensor, after checking it was not modified in place since it was saved (errors name
   /// "<forward_op>_backward"). `saver` (null when not recording) becomes a saved output's
   /// grad_fn again.
@@ -96,6 +99,7 @@ class SavedTensor {
   Tensor t_;
   uint64_t version_ = 0;
   bool is_output_ = false;
+  bool stand_in_ = false;
 };
 
 }  // namespace autograd

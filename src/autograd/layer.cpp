@@ -207,14 +207,18 @@ void record(const Primitive& p, Inputs in, const Attrs& a, std::span<const Tenso
     const bool diff = rules::is_differentiable(in[i].dtype());
     node->next.push_back(diff ? edge_of(in[i]) : Edge{});
     // An in-place op's input 0 is its output: keep it without history (no cycle).
-    if ((skip_in && diff) || (inplace && i == 0))
-      node->inputs.emplace_back(skip_in && diff ? rules::stand_in(in[i]) : plain_alias(in[0]),
-                                false);
+    if (skip_in && diff)
+      node->inputs.emplace_back(rules::stand_in(in[i]), false, /*stand_in=*/true);
+    else if (inplace && i == 0)
+      node->inputs.emplace_back(plain_alias(in[0]), false);
     else
       node->inputs.emplace_back(in[i], false);
   }
   for (size_t o = 0; o < out.size(); ++o) {
-    node->outputs.emplace_back(skip_out ? rules::stand_in(out[o]) : out[o], !skip_out);
+    if (skip_out)
+      node->outputs.emplace_back(rules::stand_in(out[o]), false, /*stand_in=*/true);
+    else
+      node->outputs.emplace_back(out[o], true);
     node->out_meta.push_back({out[o].shape(), out[o].dtype(), o == 0 || !p.has(kAuxOutputs)});
   }
   const bool through_view = inplace && meta_if(in[0]) && meta_if(in[0])->view_base.defined();

@@ -31,6 +31,20 @@ Tensor& Tensor::requires_grad_(bool on) {
   return *this;
 }
 
+namespace autograd {
+
+Tensor parameter_source(const Tensor& t) {
+  const AutogradMeta* m = meta_if(t);
+  if (!m || t.impl().batched || !m->tangents.empty()) return {};
+  const Tensor leaf = m->view_base.defined() ? m->view_base : t;
+  const AutogradMeta* lm = meta_if(leaf);
+  if (!lm || !lm->requires_grad || lm->grad_fn || leaf.impl().batched || !lm->tangents.empty())
+    return {};
+  return leaf;
+}
+
+}  // namespace autograd
+
 bool Tensor::is_leaf() const {
   const AutogradMeta* m = meta_if(*this);
   return !m || !m->grad_fn;

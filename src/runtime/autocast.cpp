@@ -3,9 +3,11 @@
 #include "tessera/runtime/autocast.h"
 
 #include <algorithm>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "tessera/autograd/autograd.h"
 #include "tessera/core/error.h"
 #include "tessera/ops/elementwise.h"
 #include "tessera/ops/primitive.h"
@@ -128,6 +130,46 @@ void check_dtype(DType t) {
     fail<DTypeError>("autocast", "dtype must be float16 or bfloat16, got {}", dtype_name(t));
 }
 
+// ---- the cast cache ------------------------------------------------------------------------
+// One entry per (parameter, view geometry, dtype): the cast of the parameter, or of a view of
+// it (linear transposes its weight before the matmul sees it). The entry holds the parameter,
+// so its address cannot name another tensor while the entry lives, and its version, so an
+// in-place update in the region misses instead of reusing a stale cast.
+struct CachedCast {
+  Tensor source;  // the parameter
+  Shape shape;
+  Strides strides;
+  int64_t offset;
+  DType to;
+  uint64_t version;
+  Tensor cast;
+};
+thread_local std::unordered_multimap<const TensorImpl*, CachedCast> t_cache;
+thread_local int t_nesting = 0;
+
+bool same_view(const CachedCast& c, const Tensor& t, DType to) {
+  return c.to == to && c.shape == t.shape() && c.strides == t.strides() && c.offset == t.offset() &&
+         c.version == c.source.version();
+}
+
+// The cast of t to `to`, from the cache when t is (a view of) a parameter. Only while a
+// region is open and grad mode is on (a cast made under no_grad has no history to reuse), and
+// not under vmap or tracing, whose tensors belong to one transform call.
+Tensor cached_cast(const Tensor& t, DType to, const AutocastState& st) {
+  const bool can_cache = t_nesting > 0 && st.cache_enabled && t.dtype() == kFloat32 &&
+                         autograd::is_grad_enabled() && !layer_active(Layer::Vmap) &&
+                         !layer_active(Layer::Tracing);
+  const Tensor source = can_cache ? autograd::parameter_source(t) : Tensor();
+  if (!source.defined()) return cast(t, to);
+  auto [first, last] = t_cache.equal_range(&source.impl());
+  for (auto it = first; it != last; ++it)
+    if (same_view(it->second, t, to)) return it->second.cast;
+  Tensor c = cast(t, to);
+  t_cache.emplace(&source.impl(),
+                  CachedCast{source, t.shape(), t.strides(), t.offset(), to, source.version(), c});
+  return c;
+}
+
 // ---- the funnel layer ----------------------------------------------------------------------
 bool is_half(DType t) { return t == kFloat16 || t == kBFloat16; }
 
@@ -171,7 +213,8 @@ std::vector<Tensor> autocast_layer(const Primitive& p, Inputs in, const Attrs& a
     const DType to = target(pol, in[i], *st, wide);
     if (to == in[i].dtype()) continue;
     if (cast_in.empty()) cast_in.assign(in.begin(), in.end());
-    cast_in[i] = cast(in[i], to);  // an ordinary cast: recorded by autograd, batched by vmap
+    // An ordinary cast (recorded by autograd, batched by vmap); lowered parameters are cached.
+    cast_in[i] = pol == Lower ? cached_cast(in[i], to, *st) : cast(in[i], to);
   }
   return redispatch(p, cast_in.empty() ? in : Inputs(cast_in), a, Layer::Autocast);
 }
@@ -207,14 +250,26 @@ Autocast::Autocast(AutocastOptions o) : device_(o.device) {
   check_device(o.device);
   prev_ = autocast_state(o.device);
   if (o.dtype) check_dtype(*o.dtype);
-  set_autocast_state(o.device, {o.enabled, o.dtype.value_or(prev_.dtype)});
+  set_autocast_state(o.device, {o.enabled, o.dtype.value_or(prev_.dtype), o.cache_enabled});
+  autocast_increment_nesting();
 }
 
 Autocast::~Autocast() {
   AutocastSnapshot s = t_states;
   s[static_cast<size_t>(slot(device_))] = prev_;
   set_all(s);
+  autocast_decrement_nesting();
 }
+
+int autocast_increment_nesting() { return ++t_nesting; }
+
+int autocast_decrement_nesting() {
+  if (t_nesting > 0 && --t_nesting == 0) clear_autocast_cache();
+  return t_nesting;
+}
+
+void clear_autocast_cache() { t_cache.clear(); }
+size_t autocast_cache_size() { return t_cache.size(); }
 
 AutocastStateGuard::AutocastStateGuard(const AutocastSnapshot& states) : prev_(t_states) {
   set_all(states);
@@ -222,8 +277,8 @@ AutocastStateGuard::AutocastStateGuard(const AutocastSnapshot& states) : prev_(t
 AutocastStateGuard::~AutocastStateGuard() { set_all(prev_); }
 
 NoAutocast::NoAutocast()
-    : AutocastStateGuard(
-          {AutocastState{false, t_states[0].dtype}, AutocastState{false, t_states[1].dtype}}) {}
+    : AutocastStateGuard({AutocastState{false, t_states[0].dtype, t_states[0].cache_enabled},
+                          AutocastState{false, t_states[1].dtype, t_states[1].cache_enabled}}) {}
 
 bool unifies(const Primitive& primitive, std::initializer_list<Tensor> inputs) {
   const CastPolicy pol = policy_of(primitive);

@@ -87,6 +87,11 @@ void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& gra
 /// Name of the backward node that produced t (e.g. "mul_backward"), empty for leaves.
 std::string grad_fn_name(const Tensor& t);
 
+/// The leaf that requires grad of which t is itself or a view made by view primitives only
+/// (as linear's w.t()), when t is neither a forward-mode dual nor batched by vmap; undefined
+/// otherwise. The autocast cast cache keeps casts of such tensors: parameters.
+Tensor parameter_source(const Tensor& t);
+
 // ---- custom functions -------------------------------------------------------------------
 struct Node;  // a recorded op (src/autograd/graph.h)
 

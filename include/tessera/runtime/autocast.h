@@ -13,6 +13,11 @@
 //
 // The state is per thread and per device type (CPU, CUDA), like PyTorch's: a scope affects
 // only the calling thread and only inputs that live on its device type.
+//
+// Inside a region (an outermost Autocast scope, or Python's `with autocast`), the 16-bit casts
+// of parameters (leaves that require grad, or views of them such as linear's w.t()) are cached:
+// a weight used by several ops is cast once per region. The cache is cleared when the region
+// ends; an in-place update of a parameter inside the region is seen (its version is checked).
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -31,7 +36,8 @@ namespace tessera::amp {
 /// One device type's autocast state on this thread.
 struct AutocastState {
   bool enabled = false;
-  DType dtype = kBFloat16;  ///< the 16-bit dtype "lower" primitives run in
+  DType dtype = kBFloat16;    ///< the 16-bit dtype "lower" primitives run in
+  bool cache_enabled = true;  ///< keep the casts of parameters for the region
   bool operator==(const AutocastState&) const = default;
 };
 
@@ -41,11 +47,13 @@ struct AutocastOptions {
   DeviceType device = DeviceType::CPU;
   std::optional<DType> dtype;
   bool enabled = true;
+  bool cache_enabled = true;
 };
 
 /// Sets one device type's autocast state for its scope (this thread only) and restores the
-/// previous state on exit. Nestable; enabled = false turns autocast off inside. Throws
-/// ValueError for DeviceType::Auto and DTypeError for a dtype other than float16/bfloat16.
+/// previous state on exit. Nestable; enabled = false turns autocast off inside. Opens a
+/// region (see the top). Throws ValueError for DeviceType::Auto and DTypeError for a dtype
+/// other than float16/bfloat16.
 class Autocast {
  public:
   explicit Autocast(AutocastOptions options = {});
@@ -65,6 +73,16 @@ AutocastState autocast_state(DeviceType device);
 void set_autocast_state(DeviceType device, AutocastState state);
 bool is_autocast_enabled(DeviceType device = DeviceType::CPU);
 DType autocast_dtype(DeviceType device = DeviceType::CPU);
+
+/// Autocast regions on this thread: the cast cache lives while at least one is open. Autocast
+/// scopes open one; so does the Python context manager. decrement returns the depth left and
+/// clears the cache when it reaches 0.
+int autocast_increment_nesting();
+int autocast_decrement_nesting();
+/// Drops the cached casts of this thread.
+void clear_autocast_cache();
+/// How many casts this thread's cache holds (for tests and diagnostics).
+size_t autocast_cache_size();
 
 /// Every device type's state on this thread, e.g. to run code later under the autocast
 /// state of now (activation checkpointing recomputes the forward this way).
