@@ -399,6 +399,15 @@ void init_cuda(nb::module_& m, nb::class_<Tensor>& tensor) {
       "Name, memory, multiprocessors and compute capability of a device.");
   c.def("set_allow_tf32", &cuda::set_allow_tf32, nb::arg("on"),
         "Lets float32 matmuls use TF32 tensor cores (off by default).");
+  c.def("set_cudnn_benchmark", &cuda::set_cudnn_benchmark, nb::arg("on"),
+        "Lets cuDNN convolutions time their candidate algorithms on the first call of each "
+        "shape and run the fastest (PyTorch's torch.backends.cudnn.benchmark); off by "
+        "default, when cuDNN's heuristics choose. Either way the choice is cached per "
+        "device, dtype and shape. Under tessera.scheduler.set_deterministic(True) only "
+        "deterministic algorithms are chosen. Raises NotBuiltError without the CUDA build.");
+  c.def("cudnn_benchmark", &cuda::cudnn_benchmark,
+        "Whether cuDNN convolutions time their algorithms (set_cudnn_benchmark); False "
+        "without the CUDA build.");
   def_stream(c);
   def_event(c);
   def_memory(c);

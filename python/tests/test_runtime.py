@@ -72,6 +72,23 @@ def test_cuda_requests_fail_clearly_without_the_backend():
         ts.device("tpu")
 
 
+def test_cudnn_benchmark_switch():
+    # Off by default (as torch.backends.cudnn.benchmark); needs no device, only the CUDA build.
+    assert ts.cuda.cudnn_benchmark() is False
+    if not ts.cuda.is_built():
+        with pytest.raises(ts.NotBuiltError, match=r"not built with CUDA \(set_cudnn_benchmark\)"):
+            ts.cuda.set_cudnn_benchmark(True)
+        assert ts.cuda.cudnn_benchmark() is False
+        return
+    try:
+        ts.cuda.set_cudnn_benchmark(True)
+        assert ts.cuda.cudnn_benchmark() is True
+    finally:
+        ts.cuda.set_cudnn_benchmark(False)
+    assert ts.cuda.cudnn_benchmark() is False
+    assert "cuDNN" in ts.cuda.set_cudnn_benchmark.__doc__
+
+
 def test_cuda_memory_functions_fail_clearly_without_a_device():
     if ts.cuda.is_available():
         assert ts.cuda.memory_allocated() >= 0

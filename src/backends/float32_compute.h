@@ -1,6 +1,7 @@
 #pragma once
 // 16-bit floats through float32 kernels. Some kernels compute only in float32 or float64 (BLAS
-// sgemm, im2col + GEMM convolutions, cuDNN's float convolutions); they take float16/bfloat16
+// sgemm, im2col + GEMM convolutions; cuDNN for a 16-bit convolution it has no algorithm for,
+// e.g. bfloat16 before Ampere: cuDNN runs the others natively); they take float16/bfloat16
 // calls by converting each 16-bit input to a float32 copy with the device's own cast kernel,
 // computing in float32 and rounding once into the 16-bit outputs, which is what PyTorch's
 // CPU kernels do too. The cast kernel is called directly, not through the funnel: the call

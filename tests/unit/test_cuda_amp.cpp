@@ -1,5 +1,5 @@
 // Mixed precision on cuda:0: autocast lowers matmul (cuBLAS in 16 bits) and the convolutions
-// (cuDNN through float32 copies) and upcasts softmax and reductions exactly as on the CPU,
+// (cuDNN natively in 16 bits) and upcasts softmax and reductions exactly as on the CPU,
 // gradients of float32 parameters come back float32, and the GradScaler's inf/NaN probe (mul,
 // sum, add, ne on the device) gives the CPU's scale sequence. Every result is compared with the
 // same computation on the CPU. Every test skips (GTEST_SKIP) without a CUDA device.

@@ -151,6 +151,16 @@ Tensor pin_memory(const Tensor& t);
 void set_allow_tf32(bool on);
 bool allow_tf32();
 
+/// Lets the cuDNN convolutions time their candidate algorithms (cudnnFind*AlgorithmEx, on the
+/// call's own buffers) on the first call of each shape and run the fastest, as PyTorch's
+/// torch.backends.cudnn.benchmark. Off by default: cuDNN's heuristics choose without running
+/// anything. Either way the choice is remembered per device, pass, dtype, math type and
+/// geometry, so later calls of that shape skip the query. Under the scheduler's
+/// deterministic mode (set_deterministic) only deterministic algorithms qualify. Without the
+/// CUDA build, set_cudnn_benchmark throws NotBuiltError and cudnn_benchmark() is false.
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
+
 // ---- peers for benchmarks -------------------------------------------------------------------
 
 /// c = a @ b for contiguous row-major matrices of one dtype on one device, by cuBLAS called

@@ -102,6 +102,7 @@ thread_local std::array<cudaStream_t, kMaxDevices> t_current_stream{};
 // long as it likes). Kept apart from t_current_stream, which kernel launches read.
 thread_local std::array<std::optional<Stream>, kMaxDevices> t_current_owner;
 std::atomic<bool> g_allow_tf32{false};
+std::atomic<bool> g_cudnn_benchmark{false};
 
 void destroy_stream(int device, cudaStream_t s) noexcept {
   try {  // its work finishes first, so blocks freed on it may serve any stream afterwards
@@ -442,5 +443,7 @@ double Event::elapsed_ms(const Event& end) const {
 
 void set_allow_tf32(bool on) { g_allow_tf32.store(on, std::memory_order_relaxed); }
 bool allow_tf32() { return g_allow_tf32.load(std::memory_order_relaxed); }
+void set_cudnn_benchmark(bool on) { g_cudnn_benchmark.store(on, std::memory_order_relaxed); }
+bool cudnn_benchmark() { return g_cudnn_benchmark.load(std::memory_order_relaxed); }
 
 }  // namespace tessera::cuda

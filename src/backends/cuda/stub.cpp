@@ -59,6 +59,7 @@ void record_stream(const Tensor&, const Stream&) { not_built("record_stream"); }
 Tensor pin_memory(const Tensor&) { not_built("pin_memory"); }
 
 void set_allow_tf32(bool) { not_built("set_allow_tf32"); }
+void set_cudnn_benchmark(bool) { not_built("set_cudnn_benchmark"); }
 
 void sgd_step(const Tensor&, const Tensor&, const Tensor&, const k::SgdArgs&) {
   not_built("SGD step");
@@ -75,6 +76,7 @@ void adagrad_step(const Tensor&, const Tensor&, const Tensor&, const k::AdagradA
   not_built("Adagrad step");
 }
 bool allow_tf32() { return false; }
+bool cudnn_benchmark() { return false; }
 void cublas_gemm(const Tensor&, const Tensor&, const Tensor&) { not_built("cublas_gemm"); }
 
 }  // namespace tessera::cuda

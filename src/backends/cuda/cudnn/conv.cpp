@@ -2,12 +2,13 @@
 //   conv             = cudnnConvolutionForward        (image x -> grid y, + bias)
 //   conv_transpose   = cudnnConvolutionBackwardData   (grid x -> image y, + bias)
 //   conv_weight_grad = cudnnConvolutionBackwardFilter (image x, grid dy -> weight)
-// in float32 and float64 (16-bit floats through float32 copies, rounded once at the end:
-// backends/float32_compute.h, as the CPU kernels do), with
-// groups, stride, padding and dilation, 1-3 spatial dims (1-d as 2-d with a height of 1).
-// Algorithms come from cuDNN's heuristics (the _v7 queries, no timed search), tried in their
-// order until one is supported; the workspace is a temporary tensor from the caching
-// allocator. Float32 runs FMA-only math unless set_allow_tf32(true), like matmul (blas.cpp).
+// with groups, stride, padding and dilation, 1-3 spatial dims (1-d as 2-d with a height of 1),
+// in float64, float32 (FMA-only math unless set_allow_tf32(true), like matmul in blas.cpp),
+// and natively in float16 and bfloat16: 16-bit tensors, float32 accumulation, tensor-op math,
+// as PyTorch does (cudnn/algo_cache.cpp holds that table). A 16-bit call for which cuDNN has
+// no algorithm (older GPUs: bfloat16 before Ampere) goes through float32 copies rounded once
+// (backends/float32_compute.h, as the CPU kernels do). Algorithms are chosen, and remembered
+// per shape, in cudnn/conv_algos.cpp.
 #include <cudnn.h>
 
 #include <array>
@@ -15,6 +16,7 @@
 #include <mutex>
 
 #include "backends/cuda/common.h"
+#include "backends/cuda/cudnn/conv_call.h"
 #include "backends/cuda/ops.h"
 #include "backends/float32_compute.h"
 #include "ops/nn_geometry.h"
@@ -28,11 +30,6 @@ using detail::Dim3;
 
 constexpr int kMaxDevices = 64;
 
-void check(cudnnStatus_t st, const char* op, const char* call) {
-  if (st != CUDNN_STATUS_SUCCESS)
-    fail<DeviceError>(op, "cuDNN error {} in {}", cudnnGetErrorString(st), call);
-}
-
 // One handle per device, used under its lock (a call only queues work on the stream).
 struct Handles {
   std::mutex mu;
@@ -42,22 +39,6 @@ Handles& handles() {
   static auto* all = new Handles;  // leaked: handles may be needed until the process ends
   return *all;
 }
-
-// Owners of cuDNN descriptors.
-template <class D, cudnnStatus_t (*Create)(D*), cudnnStatus_t (*Destroy)(D)>
-struct Desc {
-  D d{};
-  explicit Desc(const char* op) { check(Create(&d), op, "cudnnCreate*Descriptor"); }
-  ~Desc() { Destroy(d); }
-  Desc(const Desc&) = delete;
-  Desc& operator=(const Desc&) = delete;
-};
-using TensorDesc =
-    Desc<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
-using FilterDesc =
-    Desc<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
-using ConvDesc = Desc<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor,
-                      cudnnDestroyConvolutionDescriptor>;
 
 // cuDNN wants 2 or 3 spatial dims: 1-d calls use the last two of the right-aligned Dim3s
 // (height 1).
@@ -91,33 +72,12 @@ void set_tensor(const TensorDesc& t, cudnnDataType_t type, const std::vector<int
         op, "cudnnSetTensorNdDescriptor");
 }
 
-// Everything one cuDNN convolution call needs: image (n, c, *img), grid (n, o, *grid) and
-// weight (o, c / groups, *k) descriptors, all NCHW-contiguous.
-struct Call {
-  const char* op;
-  cudnnHandle_t h;
-  cudnnDataType_t type;
-  bool fma_only;  // float32 without TF32
-  TensorDesc image{op}, grid{op};
-  FilterDesc w{op};
-  ConvDesc conv{op};
-  double one64 = 1, zero64 = 0;
-  float one32 = 1, zero32 = 0;
-
-  const void* one() const {
-    return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&one64) : &one32;
-  }
-  const void* zero() const {
-    return type == CUDNN_DATA_DOUBLE ? static_cast<const void*>(&zero64) : &zero32;
-  }
-};
-
 void describe(Call& c, const ConvGeom& g) {
   const int nd = spatial_dims(g);
-  set_tensor(c.image, c.type, dims_of(g.n, g.c, g.img, nd), c.op);
-  set_tensor(c.grid, c.type, dims_of(g.n, g.o, g.grid, nd), c.op);
+  set_tensor(c.image, c.data(), dims_of(g.n, g.c, g.img, nd), c.op);
+  set_tensor(c.grid, c.data(), dims_of(g.n, g.o, g.grid, nd), c.op);
   const std::vector<int> wd = as_ints(dims_of(g.o, g.cg(), g.k, nd), c.op);
-  check(cudnnSetFilterNdDescriptor(c.w.d, c.type, CUDNN_TENSOR_NCHW, static_cast<int>(wd.size()),
+  check(cudnnSetFilterNdDescriptor(c.w.d, c.data(), CUDNN_TENSOR_NCHW, static_cast<int>(wd.size()),
                                    wd.data()),
         c.op, "cudnnSetFilterNdDescriptor");
   std::vector<int> pad, stride, dil;
@@ -127,45 +87,11 @@ void describe(Call& c, const ConvGeom& g) {
     dil.push_back(static_cast<int>(g.d[i]));
   }
   check(cudnnSetConvolutionNdDescriptor(c.conv.d, nd, pad.data(), stride.data(), dil.data(),
-                                        CUDNN_CROSS_CORRELATION, c.type),
+                                        CUDNN_CROSS_CORRELATION,
+                                        static_cast<cudnnDataType_t>(c.types.compute)),
         c.op, "cudnnSetConvolutionNdDescriptor");
   check(cudnnSetConvolutionGroupCount(c.conv.d, static_cast<int>(g.groups)), c.op,
         "cudnnSetConvolutionGroupCount");
-  check(cudnnSetConvolutionMathType(c.conv.d, c.fma_only ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
-        c.op, "cudnnSetConvolutionMathType");
-}
-
-// Tries the heuristics' candidates in their order, then algorithm 0 (implicit GEMM, present
-// for every call), skipping failed, tensor-op-only (when FMA only) and unsupported ones.
-// attempt(algo) sizes the workspace and runs, returning cuDNN's status.
-template <class Perf, class Attempt>
-void run_first_supported(Call& c, const Perf* perf, int n, Attempt&& attempt) {
-  std::vector<Perf> cands(perf, perf + n);
-  Perf fallback{};
-  fallback.algo = static_cast<decltype(fallback.algo)>(0);
-  fallback.status = CUDNN_STATUS_SUCCESS;
-  fallback.mathType = CUDNN_DEFAULT_MATH;
-  cands.push_back(fallback);
-  for (const Perf& p : cands) {
-    if (p.status != CUDNN_STATUS_SUCCESS) continue;
-    cudnnMathType_t math = p.mathType;
-    if (c.fma_only) {
-      if (math != CUDNN_FMA_MATH && math != CUDNN_DEFAULT_MATH) continue;
-      math = CUDNN_FMA_MATH;
-    }
-    check(cudnnSetConvolutionMathType(c.conv.d, math), c.op, "cudnnSetConvolutionMathType");
-    const cudnnStatus_t st = attempt(p.algo);
-    if (st == CUDNN_STATUS_SUCCESS) return;
-    if (CUDNN_STATUS_CATEGORY(st) != CUDNN_STATUS_NOT_SUPPORTED) check(st, c.op, "the convolution");
-  }
-  fail<NotImplementedError>(c.op, "cuDNN supports no algorithm for this call");
-}
-
-// A workspace of `bytes` on the device, alive while `keep` is.
-void* workspace(size_t bytes, int dev, Tensor& keep) {
-  if (bytes == 0) return nullptr;
-  keep = Tensor::empty({static_cast<int64_t>(bytes)}, kUInt8, Device::cuda(dev));
-  return keep.raw_data();
 }
 
 // A dense (NCHW-contiguous) operand: cuDNN's descriptors here assume that layout.
@@ -207,8 +133,8 @@ void add_bias(Call& c, const Tensor& bias, const Tensor& y, int64_t channels) {
   for (int i = 0; i < nsp; ++i) sp[3 - nsp + i] = y.size(2 + i);
   const int nd = nsp == 3 ? 3 : 2;
   TensorDesc yd{c.op}, bd{c.op};
-  set_tensor(yd, c.type, dims_of(y.size(0), channels, sp, nd), c.op);
-  set_tensor(bd, c.type, dims_of(1, channels, Dim3{1, 1, 1}, nd), c.op);
+  set_tensor(yd, c.data(), dims_of(y.size(0), channels, sp, nd), c.op);
+  set_tensor(bd, c.data(), dims_of(1, channels, Dim3{1, 1, 1}, nd), c.op);
   const Tensor b = dense(bias, c.op);
   check(cudnnAddTensor(c.h, c.one(), bd.d, b.raw_data(), c.one(), yd.d, y.raw_data()), c.op,
         "cudnnAddTensor");
@@ -229,68 +155,11 @@ struct Session {
   }
 };
 
-// y (grid) = conv(x (image), w).
-void forward(Call& c, int dev, const Tensor& x, const Tensor& w, const Tensor& y) {
-  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
-  int n = 0;
-  check(cudnnGetConvolutionForwardAlgorithm_v7(c.h, c.image.d, c.w.d, c.conv.d, c.grid.d,
-                                               static_cast<int>(perf.size()), &n, perf.data()),
-        c.op, "cudnnGetConvolutionForwardAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionFwdAlgo_t algo) {
-    size_t bytes = 0;
-    const cudnnStatus_t st = cudnnGetConvolutionForwardWorkspaceSize(
-        c.h, c.image.d, c.w.d, c.conv.d, c.grid.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, dev, keep);
-    return cudnnConvolutionForward(c.h, c.one(), c.image.d, x.raw_data(), c.w.d, w.raw_data(),
-                                   c.conv.d, algo, ws, bytes, c.zero(), c.grid.d, y.raw_data());
-  });
+cudnn::ConvTypes types_of(DType dt, const char* op) {
+  const std::optional<cudnn::ConvTypes> t = cudnn::conv_types(dt, allow_tf32());
+  if (!t) fail<NotImplementedError>(op, "no cuDNN convolution in {}", dtype_name(dt));
+  return *t;
 }
-
-// y (image) = the adjoint of conv applied to x (grid).
-void backward_data(Call& c, int dev, const Tensor& x, const Tensor& w, const Tensor& y) {
-  std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
-  int n = 0;
-  check(cudnnGetConvolutionBackwardDataAlgorithm_v7(c.h, c.w.d, c.grid.d, c.conv.d, c.image.d,
-                                                    static_cast<int>(perf.size()), &n, perf.data()),
-        c.op, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdDataAlgo_t algo) {
-    size_t bytes = 0;
-    const cudnnStatus_t st = cudnnGetConvolutionBackwardDataWorkspaceSize(
-        c.h, c.w.d, c.grid.d, c.conv.d, c.image.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, dev, keep);
-    return cudnnConvolutionBackwardData(c.h, c.one(), c.w.d, w.raw_data(), c.grid.d, x.raw_data(),
-                                        c.conv.d, algo, ws, bytes, c.zero(), c.image.d,
-                                        y.raw_data());
-  });
-}
-
-// dw = the weight gradient of conv(x (image)) for dy (grid).
-void backward_filter(Call& c, int dev, const Tensor& x, const Tensor& dy, const Tensor& dw) {
-  std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
-  int n = 0;
-  check(
-      cudnnGetConvolutionBackwardFilterAlgorithm_v7(c.h, c.image.d, c.grid.d, c.conv.d, c.w.d,
-                                                    static_cast<int>(perf.size()), &n, perf.data()),
-      c.op, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-  run_first_supported(c, perf.data(), n, [&](cudnnConvolutionBwdFilterAlgo_t algo) {
-    size_t bytes = 0;
-    const cudnnStatus_t st = cudnnGetConvolutionBackwardFilterWorkspaceSize(
-        c.h, c.image.d, c.grid.d, c.conv.d, c.w.d, algo, &bytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    Tensor keep;
-    void* ws = workspace(bytes, dev, keep);
-    return cudnnConvolutionBackwardFilter(c.h, c.one(), c.image.d, x.raw_data(), c.grid.d,
-                                          dy.raw_data(), c.conv.d, algo, ws, bytes, c.zero(), c.w.d,
-                                          dw.raw_data());
-  });
-}
-
-cudnnDataType_t type_of(DType dt) { return dt == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
-bool fma_only(DType dt) { return dt == kFloat32 && !allow_tf32(); }
 
 const Tensor* bias_in(Inputs in) { return in.size() > 2 ? &in[2] : nullptr; }
 
@@ -298,63 +167,83 @@ const Tensor* bias_in(Inputs in) { return in.size() > 2 ? &in[2] : nullptr; }
 // the output is zeros (plus the bias).
 bool empty_sum(const Tensor& x, const Tensor& w) { return x.numel() == 0 || w.numel() == 0; }
 
-void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
+// cuDNN ran no algorithm: an error in float32 and float64; a 16-bit call returns false, and
+// the kernel runs again through float32 copies once the handle's lock is released.
+bool no_algorithm(const Call& c) {
+  if (!backends::is_half(c.dtype))
+    fail<NotImplementedError>(c.op, "cuDNN supports no algorithm for this call");
+  return false;
+}
+
+// Each returns false where a 16-bit call needs the float32 detour (no_algorithm).
+bool conv_native(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv";
-  if (backends::is_half(in[0].dtype()))
-    return backends::compute_in_float32(conv_kernel, in, out, a, op);
   const ConvGeom g = detail::conv_geometry(op, in[0], in[1], bias_in(in), a);
   const Tensor& y = out[0];
-  if (y.numel() == 0) return;
+  if (y.numel() == 0) return true;
   Session s(y.device().index, op);
-  const Tensor x = dense(in[0], op), w = dense(in[1], op);
-  Call c{op, s.h, type_of(y.dtype()), fma_only(y.dtype())};
-  if (empty_sum(x, w)) {
+  Call c{op, s.h, s.dev, y.dtype(), types_of(y.dtype(), op)};
+  if (empty_sum(in[0], in[1])) {
     fill_zeros(y, s.dev, op);
   } else {
+    const Tensor x = dense(in[0], op), w = dense(in[1], op);
     describe(c, g);
-    forward(c, s.dev, x, w, y);
+    if (!run_forward(c, g, {x.raw_data(), w.raw_data(), y.raw_data()})) return no_algorithm(c);
   }
   if (const Tensor* b = bias_in(in)) add_bias(c, *b, y, g.o);
   launched(s.dev, op);
+  return true;
 }
 
-void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
+bool conv_transpose_native(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv_transpose";
-  if (backends::is_half(in[0].dtype()))
-    return backends::compute_in_float32(conv_transpose_kernel, in, out, a, op);
   ConvGeom g = detail::conv_transpose_geometry(op, in[0], in[1], bias_in(in), a);
   const Tensor& y = out[0];
-  if (y.numel() == 0) return;
+  if (y.numel() == 0) return true;
   Session s(y.device().index, op);
-  Call c{op, s.h, type_of(y.dtype()), fma_only(y.dtype())};
+  Call c{op, s.h, s.dev, y.dtype(), types_of(y.dtype(), op)};
   if (empty_sum(in[0], in[1])) {
     fill_zeros(y, s.dev, op);
   } else {
     const Tensor x = whole_grid(in[0], g, op), w = dense(in[1], op);
     describe(c, g);
-    backward_data(c, s.dev, x, w, y);
+    if (!run_backward_data(c, g, {w.raw_data(), x.raw_data(), y.raw_data()}))
+      return no_algorithm(c);
   }
   if (const Tensor* b = bias_in(in)) add_bias(c, *b, y, g.c);
   launched(s.dev, op);
+  return true;
 }
 
-void conv_weight_grad_kernel(Inputs in, Outputs out, const Attrs& a) {
+bool conv_weight_grad_native(Inputs in, Outputs out, const Attrs& a) {
   const char* op = "conv_weight_grad";
-  if (backends::is_half(in[0].dtype()))
-    return backends::compute_in_float32(conv_weight_grad_kernel, in, out, a, op);
   ConvGeom g = detail::conv_weight_grad_geometry(op, in[0], in[1], a);
   const Tensor& dw = out[0];
-  if (dw.numel() == 0) return;
+  if (dw.numel() == 0) return true;
   Session s(dw.device().index, op);
   if (empty_sum(in[0], in[1])) {  // no batch items
     fill_zeros(dw, s.dev, op);
-    return;
+    return true;
   }
   const Tensor x = dense(in[0], op), dy = whole_grid(in[1], g, op);
-  Call c{op, s.h, type_of(dw.dtype()), fma_only(dw.dtype())};
+  Call c{op, s.h, s.dev, dw.dtype(), types_of(dw.dtype(), op)};
   describe(c, g);
-  backward_filter(c, s.dev, x, dy, dw);
+  if (!run_backward_filter(c, g, {x.raw_data(), dy.raw_data(), dw.raw_data()}))
+    return no_algorithm(c);
   launched(s.dev, op);
+  return true;
+}
+
+void conv_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (!conv_native(in, out, a)) backends::compute_in_float32(conv_kernel, in, out, a, "conv");
+}
+void conv_transpose_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (!conv_transpose_native(in, out, a))
+    backends::compute_in_float32(conv_transpose_kernel, in, out, a, "conv_transpose");
+}
+void conv_weight_grad_kernel(Inputs in, Outputs out, const Attrs& a) {
+  if (!conv_weight_grad_native(in, out, a))
+    backends::compute_in_float32(conv_weight_grad_kernel, in, out, a, "conv_weight_grad");
 }
 
 // cuDNN's descriptors hold int sizes and strides: every one is bounded by a tensor's numel.
