@@ -188,8 +188,8 @@ enum ArithFault : int32_t { kFloorDivideByZero = 64, kRemainderByZero };
 void gather(int op, int width, const void* x, const int64_t* idx, void* out, const Geometry& g,
             int64_t dim_stride, int64_t dim_size, IndexFault* fault, void* stream);
 /// out (operand 0, stride along the dim zeroed) [o0 + idx[o2] * dim_stride] += src (operand 1)
-/// with atomic adds, for dtypes kI32, kI64, kF32, kF64. Out-of-range indices are skipped and
-/// recorded in `fault` as `op`.
+/// with atomic adds, for every dtype code kBool ... kC64 (atomic_add.cuh). Out-of-range indices
+/// are skipped and recorded in `fault` as `op`.
 void scatter_add(int op, int code, const void* src, const int64_t* idx, void* out,
                  const Geometry& g, int64_t dim_stride, int64_t dim_size, IndexFault* fault,
                  void* stream);
