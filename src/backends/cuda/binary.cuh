@@ -1,8 +1,10 @@
 #pragma once
-// Private to binary.cu and division.cu: the binary kernels over a functor (16-byte vector
-// loads for contiguous aligned operands or a broadcast scalar beside them, the strided geometry
-// otherwise) and the rows of their launch tables, so each file instantiates only its own ops.
+// Private to binary.cu, division.cu and complex.cu: the binary kernels over a functor (16-byte
+// vector loads for contiguous aligned operands or a broadcast scalar beside them, the strided
+// geometry otherwise) and the rows of their launch tables, so each file instantiates only its
+// own ops.
 #include <array>
+#include <type_traits>
 
 #include "backends/cuda/device.cuh"
 
@@ -40,13 +42,31 @@ __global__ void binary_vec(const T* a, const T* b, T* out, int64_t n, int sa, in
     out[i] = IO::down(op(IO::up(sa ? a[i] : a0), IO::up(sb ? b[i] : b0)));
 }
 
-template <class T, class Op>
-__global__ void binary_strided(const T* a, const T* b, T* out, Geometry g, Op op) {
+// O: the output's element type, T's unless the op changes it (complex eq / ne write bool).
+template <class T, class Op, class O = T>
+__global__ void binary_strided(const T* a, const T* b, O* out, Geometry g, Op op) {
   for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
     int64_t o[3];
     offsets<3>(g, i, o);
-    out[o[0]] = Io<T>::down(op(Io<T>::up(a[o[1]]), Io<T>::up(b[o[2]])));
+    out[o[0]] = Io<O>::down(op(Io<T>::up(a[o[1]]), Io<T>::up(b[o[2]])));
   }
+}
+
+/// Queues out = op(a, b): 16-byte vectors when the operands are contiguous (or one is a
+/// broadcast scalar), aligned and of the output's element type, the strided geometry otherwise.
+template <class T, class Op, class O = T>
+void run(const void* a, const void* b, void* out, const Geometry& g, const Op& op, cudaStream_t s) {
+  const auto* x = static_cast<const T*>(a);
+  const auto* y = static_cast<const T*>(b);
+  auto* z = static_cast<O*>(out);
+  if constexpr (std::is_same_v<O, T>) {
+    if (g.contiguous && g.aligned && g.ndim == 1) {
+      binary_vec<T, Op><<<blocks_for(g.numel / Vec<T>::kN), kThreads, 0, s>>>(
+          x, y, z, g.numel, g.strides[1][0] != 0, g.strides[2][0] != 0, op);
+      return;
+    }
+  }
+  binary_strided<T, Op, O><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, z, g, op);
 }
 
 using Launch = void (*)(const void*, const void*, void*, Param, const Geometry&, cudaStream_t);
@@ -54,15 +74,7 @@ using Launch = void (*)(const void*, const void*, void*, Param, const Geometry&,
 template <class T, class Op>
 void launch(const void* a, const void* b, void* out, Param alpha, const Geometry& g,
             cudaStream_t s) {
-  const auto* x = static_cast<const T*>(a);
-  const auto* y = static_cast<const T*>(b);
-  auto* z = static_cast<T*>(out);
-  const Op op{alpha};
-  if (g.contiguous && g.aligned && g.ndim == 1)
-    binary_vec<T, Op><<<blocks_for(g.numel / Vec<T>::kN), kThreads, 0, s>>>(
-        x, y, z, g.numel, g.strides[1][0] != 0, g.strides[2][0] != 0, op);
-  else
-    binary_strided<T, Op><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, z, g, op);
+  run<T>(a, b, out, g, Op{alpha}, s);
 }
 
 using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64

@@ -1,6 +1,8 @@
 // Data movement on one device: fill with a bit pattern, strided copy by element width, and
-// dtype conversion with the CPU's rules. Conversion reads the dtype codes at run time (the
-// branch is the same for every thread), so one kernel covers every pair of dtypes.
+// dtype conversion with the CPU's rules (complex64 included: its real part converts like a
+// float32, bool takes either part; a real value becomes (x, 0) through float32). Conversion
+// reads the dtype codes at run time (the branch is the same for every thread), so one kernel
+// covers every pair of dtypes.
 #include "backends/cuda/device.cuh"
 
 namespace tessera::cuda::k {
@@ -20,11 +22,13 @@ __global__ void copy_kernel(const W* src, W* dst, Geometry g) {
   }
 }
 
-// A loaded element: integers (and bool) exactly as int64, floats exactly as double.
+// A loaded element: integers (and bool) exactly as int64, floats exactly as double (complex64:
+// its real part, the imaginary part in im; 0 for the real dtypes).
 struct Value {
   int64_t i;
   double f;
   bool is_int;
+  float im = 0;
 };
 
 __device__ Value load(const void* base, int64_t off, int code) {
@@ -47,6 +51,10 @@ __device__ Value load(const void* base, int64_t off, int code) {
       return {0, __bfloat162float(static_cast<const __nv_bfloat16*>(base)[off]), false};
     case kF32:
       return {0, static_cast<const float*>(base)[off], false};
+    case kC64: {
+      const float2 z = static_cast<const float2*>(base)[off];
+      return {0, z.x, false, z.y};
+    }
     default:
       return {0, static_cast<const double*>(base)[off], false};
   }
@@ -71,8 +79,8 @@ __device__ float as_float(const Value& v) {
 
 __device__ void store(void* base, int64_t off, int code, const Value& v) {
   switch (code) {
-    case kBool:
-      static_cast<uint8_t*>(base)[off] = v.is_int ? v.i != 0 : v.f != 0.0;
+    case kBool:  // complex64: either part nonzero (NaN counts)
+      static_cast<uint8_t*>(base)[off] = v.is_int ? v.i != 0 : (v.f != 0.0 || v.im != 0.0f);
       break;
     case kU8:
       static_cast<uint8_t*>(base)[off] = to_int<uint8_t>(v, 0.0, 255.0, 0, 255);
@@ -99,6 +107,9 @@ __device__ void store(void* base, int64_t off, int code, const Value& v) {
       break;
     case kF32:
       static_cast<float*>(base)[off] = as_float(v);
+      break;
+    case kC64:
+      static_cast<float2*>(base)[off] = make_float2(as_float(v), 0.0f);
       break;
     default:
       static_cast<double*>(base)[off] = v.is_int ? static_cast<double>(v.i) : v.f;

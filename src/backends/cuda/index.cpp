@@ -62,8 +62,9 @@ void index_select_kernel(Inputs in, Outputs out, const Attrs& a) {
   launched(dev, "index_select");
 }
 
-// out = x, then out[.. idx ..] += src over index's shape (atomic adds: the order of the adds
-// into one element varies, so float sums can differ from the CPU's in the last bits).
+// out = x, then out[.. idx ..] += src over index's shape, in every dtype (atomic adds: the
+// order of the adds into one element varies, so float sums can differ from the CPU's in the
+// last bits; float16 and bfloat16 add in 16 bits, one rounding per add, as the CPU does).
 void scatter_add_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &idx = in[1], &src = in[2], &y = out[0];
   if (y.numel() == 0) return;
@@ -73,15 +74,10 @@ void scatter_add_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Along w = along(idx.shape(), y, src, idx.strides(), y, dim, "scatter_add");
   const int dev = y.device().index;
   DeviceGuard guard(dev);
-  k::scatter_add(k::kScatterAdd, dtype_code(y.dtype()), src.raw_data(), idx.data_ptr<int64_t>(),
-                 y.raw_data(), w.g, w.dim_stride, w.dim_size, index_fault(dev),
-                 current_stream(dev));
+  k::scatter_add(k::kScatterAdd, static_cast<int>(y.dtype()), src.raw_data(),
+                 idx.data_ptr<int64_t>(), y.raw_data(), w.g, w.dim_stride, w.dim_size,
+                 index_fault(dev), current_stream(dev));
   launched(dev, "scatter_add");
-}
-
-bool atomic_dtype(Inputs in, const Attrs&) {
-  const DType dt = in[0].dtype();
-  return dt == kInt32 || dt == kInt64 || dt == kFloat32 || dt == kFloat64;
 }
 
 // masked_fill(x, mask, v) = where(mask, v, x), v a one-element device buffer.
@@ -110,7 +106,7 @@ void masked_fill_kernel(Inputs in, Outputs out, const Attrs& a) {
 void register_index_kernels(Registry& r) {
   r.add_kernel("gather", {DeviceType::CUDA, "cuda", gather_kernel});
   r.add_kernel("index_select", {DeviceType::CUDA, "cuda", index_select_kernel});
-  r.add_kernel("scatter_add", {DeviceType::CUDA, "cuda", scatter_add_kernel, atomic_dtype});
+  r.add_kernel("scatter_add", {DeviceType::CUDA, "cuda", scatter_add_kernel});
   r.add_kernel("masked_fill", {DeviceType::CUDA, "cuda", masked_fill_kernel});
 }
 

@@ -2,47 +2,16 @@
 // outside its dim is never dereferenced: the first one is recorded in the device's IndexFault
 // (as in index.cu) and the element skipped. Stores with repeated targets write only the item
 // that last_of_keys (sort.cu) chose, the CPU's last write; accumulating puts add atomically, in
-// every dtype: 1- and 2-byte elements through a compare-and-swap of the aligned 32-bit word
-// holding them (inside the tensor's allocation: the caching allocator rounds blocks to 512 B).
+// every dtype (atomic_add.cuh, shared with scatter_add).
 #include <array>
+#include <utility>
 
+#include "backends/cuda/atomic_add.cuh"
 #include "backends/cuda/device.cuh"
 #include "backends/cuda/sort_keys.cuh"
 
 namespace tessera::cuda::k {
 namespace {
-
-// ---- atomic adds, every dtype -----------------------------------------------------------------
-
-struct C64 {
-  float re, im;
-};
-
-__device__ __forceinline__ void atomic_acc(int* p, int v, int) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_acc(float* p, float v, int) { atomicAdd(p, v); }
-__device__ __forceinline__ void atomic_acc(double* p, double v, int) { atomicAdd(p, v); }
-// Two's complement sums wrap the same as unsigned ones.
-__device__ __forceinline__ void atomic_acc(int64_t* p, int64_t v, int) {
-  atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
-}
-__device__ __forceinline__ void atomic_acc(C64* p, C64 v, int) {
-  atomicAdd(&p->re, v.re);
-  atomicAdd(&p->im, v.im);
-}
-// bool, uint8, int8 (U = uint8_t) and int16, float16, bfloat16 (uint16_t): add_small's sum in
-// the element's field of its 32-bit word, retried until no other thread changed the word.
-template <class U>
-__device__ __forceinline__ void atomic_acc(U* p, U v, int code) {
-  const auto addr = reinterpret_cast<uintptr_t>(p);
-  auto* word = reinterpret_cast<unsigned int*>(addr & ~uintptr_t{3});
-  const auto shift = static_cast<unsigned>(addr & 3) * 8;
-  unsigned int old = *word, assumed;
-  do {
-    assumed = old;
-    old = atomicCAS(word, assumed,
-                    add_into_word(assumed, shift, static_cast<int>(sizeof(U)), code, v));
-  } while (old != assumed);
-}
 
 // ---- kernels ----------------------------------------------------------------------------------
 
@@ -163,12 +132,13 @@ void launch_accumulate(int code, const void* v, void* dst, const Geometry& g, co
 }
 using AccumulateFn = void (*)(int, const void*, void*, const Geometry&, const AdvIndex&,
                               IndexFault*, cudaStream_t);
+template <int... Code>
+constexpr std::array<AccumulateFn, sizeof...(Code)> accumulate_table(
+    std::integer_sequence<int, Code...>) {
+  return {&launch_accumulate<typename AtomicType<Code>::T>...};
+}
 // Indexed by dtype code (kBool ... kF64, then kC64).
-constexpr std::array<AccumulateFn, 11> kAccumulates = {
-    &launch_accumulate<uint8_t>,  &launch_accumulate<uint8_t>,  &launch_accumulate<uint8_t>,
-    &launch_accumulate<uint16_t>, &launch_accumulate<int>,      &launch_accumulate<int64_t>,
-    &launch_accumulate<uint16_t>, &launch_accumulate<uint16_t>, &launch_accumulate<float>,
-    &launch_accumulate<double>,   &launch_accumulate<C64>};
+constexpr auto kAccumulates = accumulate_table(std::make_integer_sequence<int, kC64 + 1>{});
 
 template <class W>
 void launch_scatter(const void* src, const int64_t* idx, void* out, const Geometry& g,

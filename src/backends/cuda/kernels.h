@@ -20,7 +20,7 @@ enum Code : int {
   kBF16 = 7,
   kF32 = 8,
   kF64 = 9,
-  kC64 = 10,  ///< complex64, for kernels that only move elements
+  kC64 = 10,  ///< complex64: moved, converted, and the elementwise ops of complex_kernels.h
 };
 
 /// One iteration space over up to four operands (0 = output), after merging dims that walk
@@ -164,8 +164,9 @@ void softmax(bool log, int code, const void* in, void* out, const Geometry& rows
 void fill(void* out, int64_t n, int width, uint64_t bits, void* stream);
 /// Copies elements of `width` bytes from operand 1 to operand 0 of g.
 void copy(int width, const void* src, void* dst, const Geometry& g, void* stream);
-/// Converts from dtype src_code (operand 1) to dst_code (operand 0) with the CPU's rules
-/// (NaN -> 0 and saturation for float -> integer, round to nearest even for 16-bit floats).
+/// Converts from dtype src_code (operand 1) to dst_code (operand 0), any two of kBool ... kC64,
+/// with the CPU's rules (NaN -> 0 and saturation for float -> integer, round to nearest even
+/// for 16-bit floats; complex64 -> real takes the real part, -> bool either part nonzero).
 void convert(int src_code, int dst_code, const void* src, void* dst, const Geometry& g,
              void* stream);
 
@@ -187,8 +188,8 @@ enum ArithFault : int32_t { kFloorDivideByZero = 64, kRemainderByZero };
 void gather(int op, int width, const void* x, const int64_t* idx, void* out, const Geometry& g,
             int64_t dim_stride, int64_t dim_size, IndexFault* fault, void* stream);
 /// out (operand 0, stride along the dim zeroed) [o0 + idx[o2] * dim_stride] += src (operand 1)
-/// with atomic adds, for dtypes kI32, kI64, kF32, kF64. Out-of-range indices are skipped and
-/// recorded in `fault` as `op`.
+/// with atomic adds, for every dtype code kBool ... kC64 (atomic_add.cuh). Out-of-range indices
+/// are skipped and recorded in `fault` as `op`.
 void scatter_add(int op, int code, const void* src, const int64_t* idx, void* out,
                  const Geometry& g, int64_t dim_stride, int64_t dim_size, IndexFault* fault,
                  void* stream);

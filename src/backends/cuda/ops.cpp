@@ -118,12 +118,9 @@ void convert_into(const Tensor& src, const Tensor& dst, const char* op) {
   const k::Geometry g = make_geometry(dst.shape(), strides, ptrs, op);
   if (src.dtype() == dst.dtype()) {
     k::copy(static_cast<int>(dst.itemsize()), src.raw_data(), dst.raw_data(), g, s);
-  } else {
-    const int from = dtype_code(src.dtype()), to = dtype_code(dst.dtype());
-    if (from < 0 || to < 0)
-      fail<NotImplementedError>(op, "no CUDA kernel converting {} to {} (convert on the CPU)",
-                                dtype_name(src.dtype()), dtype_name(dst.dtype()));
-    k::convert(from, to, src.raw_data(), dst.raw_data(), g, s);
+  } else {  // every pair of dtypes, complex64 included (k::kC64 is its DType value)
+    k::convert(static_cast<int>(src.dtype()), static_cast<int>(dst.dtype()), src.raw_data(),
+               dst.raw_data(), g, s);
   }
   launched(dev, op);
 }
@@ -301,6 +298,8 @@ bool all_real(Inputs in, const Attrs&) {
 bool same_real(Inputs in, const Attrs& a) {
   return all_real(in, a) && in[0].dtype() == in[1].dtype();
 }
+// The logical ops convert their operands to bool first, which every dtype can (complex64 too).
+bool same_dtype(Inputs in, const Attrs&) { return in[0].dtype() == in[1].dtype(); }
 
 void run_unary(const Entry& e, Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &y = out[0];
@@ -408,7 +407,7 @@ void register_compare(Registry& r, std::index_sequence<K...>) {
 }
 template <size_t... K>
 void register_logical(Registry& r, std::index_sequence<K...>) {
-  (r.add_kernel(kLogical[K].name, {DeviceType::CUDA, "cuda", &logical_kernel<K>, same_real}), ...);
+  (r.add_kernel(kLogical[K].name, {DeviceType::CUDA, "cuda", &logical_kernel<K>, same_dtype}), ...);
 }
 template <size_t... K>
 void register_unary(Registry& r, std::index_sequence<K...>) {
@@ -426,9 +425,10 @@ void register_elementwise_kernels(Registry& r) {
   register_binary(r, std::make_index_sequence<kBinary.size()>{});
   register_compare(r, std::make_index_sequence<kCompare.size()>{});
   register_logical(r, std::make_index_sequence<kLogical.size()>{});
-  r.add_kernel("logical_not", {DeviceType::CUDA, "cuda", logical_not_kernel, all_real});
+  r.add_kernel("logical_not", {DeviceType::CUDA, "cuda", logical_not_kernel});
   r.add_kernel("where", {DeviceType::CUDA, "cuda", where_kernel, where_dtypes});
   register_more_elementwise_kernels(r);
+  register_complex_kernels(r);
   r.add_kernel("fill", {DeviceType::CUDA, "cuda", fill_kernel});
   r.add_kernel("copy_", {DeviceType::CUDA, "cuda", copy_kernel});
   r.add_kernel("clone", {DeviceType::CUDA, "cuda", clone_kernel});

@@ -35,6 +35,7 @@ uint64_t fill_bits(const Scalar& v, DType dt);
 
 void register_elementwise_kernels(Registry& r);
 void register_more_elementwise_kernels(Registry& r);  // elementwise.cpp
+void register_complex_kernels(Registry& r);           // complex.cpp: complex64 elementwise
 void register_matmul_kernels(Registry& r);
 void register_reduce_kernels(Registry& r);
 void register_pool_kernels(Registry& r);  // pool.cpp
@@ -42,8 +43,8 @@ void register_conv_kernels(Registry& r);  // cudnn/conv.cpp, or its stub without
 void register_index_kernels(Registry& r);
 void register_random_kernels(Registry& r);  // random.cpp: random draws, arange, linspace, eye
 void register_shape_kernels(Registry& r);   // shape.cpp: cat, flip, roll, repeat, pad, tril, triu
-void register_sort_kernels(Registry& r);  // sort.cpp: sort, argsort, topk, unique, nonzero
+void register_sort_kernels(Registry& r);    // sort.cpp: sort, argsort, topk, unique, nonzero
 void register_advanced_index_kernels(Registry& r);  // index_adv.cpp: index, index_put(_), scatter
-void register_layer_norm_kernels(Registry& r);  // layer_norm.cpp
+void register_layer_norm_kernels(Registry& r);      // layer_norm.cpp
 
 }  // namespace tessera::cuda

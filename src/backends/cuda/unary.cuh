@@ -1,8 +1,10 @@
 #pragma once
-// Private to unary.cu and unary_more.cu: the unary kernels over a functor (16-byte vector
-// loads for contiguous aligned data, the strided geometry otherwise) and the rows of their
-// launch tables, so each file instantiates only its own ops and no nvcc compile grows large.
+// Private to unary.cu, unary_more.cu and complex.cu: the unary kernels over a functor (16-byte
+// vector loads for contiguous aligned data, the strided geometry otherwise) and the rows of
+// their launch tables, so each file instantiates only its own ops and no nvcc compile grows
+// large.
 #include <array>
+#include <type_traits>
 
 #include "backends/cuda/device.cuh"
 
@@ -39,26 +41,36 @@ __global__ void unary_vec(const T* in, T* out, int64_t n, Op op) {
     out[i] = Io<T>::down(op(Io<T>::up(in[i])));
 }
 
-template <class T, class Op>
-__global__ void unary_strided(const T* in, T* out, Geometry g, Op op) {
+// O: the output's element type, T's unless the op changes it (abs of complex64 is float32).
+template <class T, class Op, class O = T>
+__global__ void unary_strided(const T* in, O* out, Geometry g, Op op) {
   for (int64_t i = first_index(); i < g.numel; i += grid_stride()) {
     int64_t o[2];
     offsets<2>(g, i, o);
-    out[o[0]] = Io<T>::down(op(Io<T>::up(in[o[1]])));
+    out[o[0]] = Io<O>::down(op(Io<T>::up(in[o[1]])));
   }
+}
+
+/// Queues out = op(in): 16-byte vectors when both are contiguous, aligned and of one element
+/// type, the strided geometry otherwise.
+template <class T, class Op, class O = T>
+void run(const void* in, void* out, const Geometry& g, const Op& op, cudaStream_t s) {
+  const auto* x = static_cast<const T*>(in);
+  auto* y = static_cast<O*>(out);
+  if constexpr (std::is_same_v<O, T>) {
+    if (g.contiguous && g.aligned && g.ndim == 1 && g.strides[1][0] == 1) {
+      unary_vec<T, Op><<<blocks_for(g.numel / Vec<T>::kN), kThreads, 0, s>>>(x, y, g.numel, op);
+      return;
+    }
+  }
+  unary_strided<T, Op, O><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, g, op);
 }
 
 using Launch = void (*)(const void*, void*, const Geometry&, const Params&, cudaStream_t);
 
 template <class T, class Op>
 void launch(const void* in, void* out, const Geometry& g, const Params& p, cudaStream_t s) {
-  const auto* x = static_cast<const T*>(in);
-  auto* y = static_cast<T*>(out);
-  const Op op{p};
-  if (g.contiguous && g.aligned && g.ndim == 1 && g.strides[1][0] == 1)
-    unary_vec<T, Op><<<blocks_for(g.numel / Vec<T>::kN), kThreads, 0, s>>>(x, y, g.numel, op);
-  else
-    unary_strided<T, Op><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, g, op);
+  run<T>(in, out, g, Op{p}, s);
 }
 
 // Columns follow the codes kF16, kBF16, kF32, kF64.
