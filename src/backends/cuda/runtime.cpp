@@ -236,26 +236,55 @@ namespace {
 std::array<std::atomic<k::IndexFault*>, kMaxDevices> g_faults{};
 std::mutex g_faults_mutex;
 
-const char* index_op_name(int32_t op) {
-  switch (op) {
-    case k::kGather:
-      return "gather";
-    case k::kScatterAdd:
-      return "scatter_add";
-    case k::kIndexSelect:
-      return "index_select";
-    case k::kIndex:
-      return "index";
-    case k::kIndexPut:
-      return "index_put";
-    case k::kIndexPutInplace:
-      return "index_put_";
-    case k::kScatter:
-      return "scatter";
-    default:
-      return "index_add";
-  }
+// How each op code of the fault record reads as an error: index and size as the kernel wrote
+// them.
+struct FaultRow;
+using RaiseFault = void (*)(const FaultRow& row, int64_t index, int64_t size, int device);
+struct FaultRow {
+  int32_t code;
+  const char* op;
+  RaiseFault raise;
+  const char* symbol = "";  // the operator, for division by zero
+};
+
+[[noreturn]] void index_out_of_range(const FaultRow& row, int64_t index, int64_t size, int device) {
+  fail<IndexError>(row.op,
+                   "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
+                   "element was skipped)",
+                   index, size, device);
 }
+
+// integer.cu: index holds the dividend.
+[[noreturn]] void divided_by_zero(const FaultRow& row, int64_t index, int64_t, int device) {
+  fail<ValueError>(row.op,
+                   "integer division by zero ({} {} 0, found on cuda:{}; the element was set "
+                   "to 0)",
+                   index, row.symbol, device);
+}
+
+// random.cu: size holds the probability's bits.
+[[noreturn]] void bad_probability(const FaultRow& row, int64_t index, int64_t size, int device) {
+  double p = 0;
+  std::memcpy(&p, &size, sizeof p);
+  fail<ValueError>(row.op,
+                   "probability {} at flat index {} is outside [0, 1] (found on cuda:{}; the "
+                   "element was set to 0)",
+                   p, index, device);
+}
+
+constexpr FaultRow kFaults[] = {
+    {k::kGather, "gather", index_out_of_range},
+    {k::kScatterAdd, "scatter_add", index_out_of_range},
+    {k::kIndexSelect, "index_select", index_out_of_range},
+    {k::kIndexAdd, "index_add", index_out_of_range},
+    {k::kIndex, "index", index_out_of_range},
+    {k::kIndexPut, "index_put", index_out_of_range},
+    {k::kIndexPutInplace, "index_put_", index_out_of_range},
+    {k::kScatter, "scatter", index_out_of_range},
+    {k::kFloorDivideByZero, "floor_divide", divided_by_zero, "//"},
+    {k::kRemainderByZero, "remainder", divided_by_zero, "%"},
+    {k::kBernoulliFault, "bernoulli", bad_probability},
+};
 }  // namespace
 
 k::IndexFault* index_fault(int device) {
@@ -285,25 +314,10 @@ void check_index_fault(int device) {
   const int32_t op = vf->op;
   const int64_t index = vf->index, size = vf->size;
   vf->flag = 0;
-  if (op == k::kBernoulliFault) {  // random.cu: size holds the probability's bits
-    double p = 0;
-    std::memcpy(&p, &size, sizeof p);
-    fail<ValueError>("bernoulli",
-                     "probability {} at flat index {} is outside [0, 1] (found on cuda:{}; the "
-                     "element was set to 0)",
-                     p, index, device);
-  }
-  if (op == k::kFloorDivideByZero || op == k::kRemainderByZero) {  // integer.cu
-    const bool fd = op == k::kFloorDivideByZero;
-    fail<ValueError>(fd ? "floor_divide" : "remainder",
-                     "integer division by zero ({} {} 0, found on cuda:{}; the element was set "
-                     "to 0)",
-                     index, fd ? "//" : "%", device);
-  }
-  fail<IndexError>(index_op_name(op),
-                   "index {} is out of bounds for a dim of size {} (found on cuda:{}; the "
-                   "element was skipped)",
-                   index, size, device);
+  for (const FaultRow& row : kFaults)
+    if (row.code == op) row.raise(row, index, size, device);
+  fail<DeviceError>("cuda", "unknown fault code {} recorded on cuda:{} (index {}, size {})", op,
+                    device, index, size);
 }
 
 // ---- peers ----------------------------------------------------------------------------------
