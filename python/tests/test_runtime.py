@@ -23,6 +23,8 @@ def test_profiler_records_the_ops_run_in_its_block(tmp_path):
     assert mm.shapes == [(64, 32), (32, 16)] or mm.shapes == [[64, 32], [32, 16]]
     assert mm.flops == pytest.approx(2 * 64 * 32 * 16)
     assert mm.device == ts.device("cpu") and mm.seconds > 0
+    # CPU kernels are timed by the host; GPU kernels by device events (device_timed, stream).
+    assert not mm.device_timed and mm.stream == -1 and mm.host_seconds == mm.seconds
     assert "matmul" in prof.summary()
     events = json.loads(trace.read_text())
     events = events["traceEvents"] if isinstance(events, dict) else events
