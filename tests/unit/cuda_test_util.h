@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,25 @@ inline void expect_close(const Tensor& got, const Tensor& want, double rtol, dou
       ++bad;
     }
   }
+}
+
+/// got (on the GPU) and want (on the CPU) hold the same bytes element for element: -0.0 is not
+/// +0.0 and NaN payloads count (what sorts, gathers and exact sums must give).
+inline void expect_bits(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.device(), kGpu) << what;
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const Tensor g = got.to(Device::cpu()).contiguous(), w = want.contiguous();
+  const auto size = static_cast<size_t>(g.itemsize());
+  const auto* pg = static_cast<const char*>(g.raw_data());
+  const auto* pw = static_cast<const char*>(w.raw_data());
+  for (int64_t i = 0; i < g.numel(); ++i)
+    if (std::memcmp(pg + i * size, pw + i * size, size) != 0) {
+      ADD_FAILURE() << what << ": element " << i << " differs (GPU "
+                    << values(g.reshape({-1}).narrow(0, i, 1))[0] << ", CPU "
+                    << values(w.reshape({-1}).narrow(0, i, 1))[0] << ")";
+      return;
+    }
 }
 
 }  // namespace tessera::cuda_test

@@ -23,29 +23,12 @@ namespace tessera {
 namespace {
 
 using cuda_test::kGpu;
+using cuda_test::expect_bits;
 using cuda_test::values;
 
 const Device kCpu = Device::cpu();
 const std::vector<DType> kEvery = {kBool,    kUInt8,    kInt8,    kInt16,   kInt32,    kInt64,
                                    kFloat16, kBFloat16, kFloat32, kFloat64, kComplex64};
-
-// got (on the GPU) and want (on the CPU) hold the same bytes.
-void expect_bits(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.device(), kGpu) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const Tensor g = got.to(kCpu).contiguous(), w = want.contiguous();
-  const auto size = static_cast<size_t>(g.itemsize());
-  const auto* pg = static_cast<const char*>(g.raw_data());
-  const auto* pw = static_cast<const char*>(w.raw_data());
-  for (int64_t i = 0; i < g.numel(); ++i)
-    if (std::memcmp(pg + i * size, pw + i * size, size) != 0) {
-      ADD_FAILURE() << what << ": element " << i << " differs (GPU "
-                    << values(g.reshape({-1}).narrow(0, i, 1).to(kFloat64))[0] << ", CPU "
-                    << values(w.reshape({-1}).narrow(0, i, 1).to(kFloat64))[0] << ")";
-      return;
-    }
-}
 
 // Small integers (-3 ... 3; bool: 0 or 1) in dt: sums of up to 40 of them are exact in every
 // dtype, float16 and bfloat16 included, whatever the order (integers wrap identically).

@@ -25,6 +25,7 @@
 namespace tessera {
 namespace {
 
+using cuda_test::expect_bits;
 using cuda_test::expect_close;
 using cuda_test::kGpu;
 using cuda_test::values;
@@ -33,25 +34,6 @@ namespace F = nn::functional;
 const Device kCpu = Device::cpu();
 const std::vector<DType> kReal = {kBool,  kUInt8,   kInt8,     kInt16,   kInt32,
                                   kInt64, kFloat16, kBFloat16, kFloat32, kFloat64};
-
-// got (on the GPU) and want (on the CPU) hold the same bits: -0.0 is not +0.0, NaN payloads
-// count (sort values are the input's own bits on both sides).
-void expect_bits(const Tensor& got, const Tensor& want, const std::string& what) {
-  ASSERT_EQ(got.device(), kGpu) << what;
-  ASSERT_EQ(got.dtype(), want.dtype()) << what;
-  ASSERT_EQ(got.shape(), want.shape()) << what;
-  const Tensor g = got.to(kCpu).contiguous(), w = want.contiguous();
-  const auto size = static_cast<size_t>(g.itemsize());
-  const auto* pg = static_cast<const char*>(g.raw_data());
-  const auto* pw = static_cast<const char*>(w.raw_data());
-  for (int64_t i = 0; i < g.numel(); ++i)
-    if (std::memcmp(pg + i * size, pw + i * size, size) != 0) {
-      ADD_FAILURE() << what << ": element " << i << " is "
-                    << values(got.reshape({-1}).narrow(0, i, 1))[0] << ", CPU gives "
-                    << values(want.reshape({-1}).narrow(0, i, 1))[0];
-      return;
-    }
-}
 
 // Values with many ties and every special one: NaN, +-inf, -0.0 and +0.0, huge and tiny
 // (integers: small values of both signs, saturated into unsigned ones).
