@@ -1,8 +1,10 @@
 // CUDA matmul through cuBLAS (float32, float64, float16, bfloat16; the 16-bit floats accumulate
-// in float32). Row-major C = A @ B is computed as the column-major C^T = B^T A^T, so an operand
-// that is row- or column-major in memory is read in place; the batch, when its strides are
-// uniform (0 for a broadcast operand), is one strided-batched call. Anything else is packed
-// contiguous on the device first. Float32 uses TF32 tensor cores only with set_allow_tf32(true).
+// in float32; complex64 as cgemm does, the plain product (CUBLAS_OP_T transposes without
+// conjugating, like the CPU's cblas_cgemm with CblasTrans)). Row-major C = A @ B is computed as the
+// column-major C^T = B^T A^T, so an operand that is row- or column-major in memory is read in
+// place; the batch, when its strides are uniform (0 for a broadcast operand), is one
+// strided-batched call. Anything else is packed contiguous on the device first. Float32 uses TF32
+// tensor cores only with set_allow_tf32(true).
 #include <cublas_v2.h>
 
 #include <array>
@@ -92,17 +94,23 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+// alpha = 1 and beta = 0 in the type cuBLAS reads them in (the compute type's scalar: a
+// cuComplex, two floats, for complex64).
 constexpr double kOne64 = 1, kZero64 = 0;
-constexpr float kOne32 = 1, kZero32 = 0;
+constexpr float kOne32[2] = {1, 0}, kZero32[2] = {0, 0};
 
 struct Types {
   cudaDataType data;
   cublasComputeType_t compute;
   bool f64;
-  // alpha = 1 and beta = 0 in the type cuBLAS reads them in (the compute type's scalar).
-  const void* one() const { return f64 ? static_cast<const void*>(&kOne64) : &kOne32; }
-  const void* zero() const { return f64 ? static_cast<const void*>(&kZero64) : &kZero32; }
+  const void* one() const { return f64 ? static_cast<const void*>(&kOne64) : kOne32; }
+  const void* zero() const { return f64 ? static_cast<const void*>(&kZero64) : kZero32; }
 };
+// float32 and complex64 use TF32 tensor cores only when allowed (cuBLAS takes the fast TF32
+// compute type for both).
+cublasComputeType_t compute_32f() {
+  return allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+}
 Types types_of(DType dt) {
   switch (dt) {
     case kFloat64:
@@ -111,8 +119,10 @@ Types types_of(DType dt) {
       return {CUDA_R_16F, CUBLAS_COMPUTE_32F, false};
     case kBFloat16:
       return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, false};
+    case kComplex64:
+      return {CUDA_C_32F, compute_32f(), false};
     default:
-      return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, false};
+      return {CUDA_R_32F, compute_32f(), false};
   }
 }
 
@@ -129,7 +139,7 @@ void with_handle(int dev, F&& fn) {
 
 bool matmul_supports(Inputs in, const Attrs&) {
   const DType dt = in[0].dtype();
-  return dt == kFloat32 || dt == kFloat64 || dt == kFloat16 || dt == kBFloat16;
+  return dt == kFloat32 || dt == kFloat64 || dt == kFloat16 || dt == kBFloat16 || dt == kComplex64;
 }
 
 void matmul_kernel(Inputs in, Outputs out, const Attrs&) {

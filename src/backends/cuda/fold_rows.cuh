@@ -13,10 +13,13 @@
 
 namespace tessera::cuda::k {
 
-/// An element as the op's value type: integers exactly as long long, floats as double.
+/// An element as the op's value type: integers exactly as long long, floats as double, complex64
+/// as itself.
 template <class V, class T>
 __device__ __forceinline__ V value_of(T x) {
-  if constexpr (std::is_integral_v<T>)
+  if constexpr (std::is_same_v<V, T>)
+    return x;
+  else if constexpr (std::is_integral_v<T>)
     return static_cast<V>(x);
   else
     return static_cast<V>(Io<T>::up(x));
@@ -28,20 +31,25 @@ __device__ __forceinline__ O store_as(R r) {
   return Io<O>::down(static_cast<typename Io<O>::C>(r));
 }
 
-/// __shfl_down_sync of any trivially copyable value, 8 bytes at a time.
-template <class A>
+/// __shfl_down_sync (kUp: __shfl_up_sync) of any trivially copyable value, 8 bytes at a time.
+template <bool kUp = false, class A>
 __device__ __forceinline__ A shfl_down(A v, int d) {
   if constexpr (std::is_arithmetic_v<A>) {
-    return __shfl_down_sync(0xffffffffu, v, d);
+    return kUp ? __shfl_up_sync(0xffffffffu, v, d) : __shfl_down_sync(0xffffffffu, v, d);
   } else {
     static_assert(sizeof(A) % 8 == 0 && std::is_trivially_copyable_v<A>);
     unsigned long long w[sizeof(A) / 8];
     memcpy(w, &v, sizeof(A));
 #pragma unroll
-    for (size_t k = 0; k < sizeof(A) / 8; ++k) w[k] = __shfl_down_sync(0xffffffffu, w[k], d);
+    for (size_t k = 0; k < sizeof(A) / 8; ++k)
+      w[k] = kUp ? __shfl_up_sync(0xffffffffu, w[k], d) : __shfl_down_sync(0xffffffffu, w[k], d);
     memcpy(&v, w, sizeof(A));
     return v;
   }
+}
+template <class A>
+__device__ __forceinline__ A shfl_up(A v, int d) {
+  return shfl_down<true>(v, d);
 }
 
 /// The block's combined value in thread 0 (blockDim.x a multiple of 32, at most kThreads);
@@ -75,7 +83,7 @@ __global__ void fold_rows(const T* in, O* out, typename Op::A* work, Geometry ou
     int64_t base[1], off[1];
     offsets<1>(outer, b / splits, base);
     const T* row = in + base[0];
-    const A id = op.init(n_red > 0 ? value_of<V>(row[0]) : V(0));
+    const A id = op.init(n_red > 0 ? value_of<V>(row[0]) : V{});
     const int64_t begin = (b % splits) * chunk;
     const int64_t end = begin + chunk < n_red ? begin + chunk : n_red;
     A acc = id;
@@ -98,7 +106,7 @@ template <class O, class Op>
 __global__ void combine_parts(const typename Op::A* work, O* out, int64_t n_out, int splits,
                               Op op) {
   using A = typename Op::A;
-  const A id = op.init(typename Op::V(0));
+  const A id = op.init(typename Op::V{});
   for (int64_t o = blockIdx.x; o < n_out; o += gridDim.x) {
     A acc = id;
     for (int p = threadIdx.x; p < splits; p += blockDim.x)

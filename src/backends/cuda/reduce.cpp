@@ -1,8 +1,8 @@
 // CUDA kernels of the reductions (sum, mean, amax, amin of floats over any set of dims; argmax,
 // argmin; any, all) and of softmax / log_softmax along any dim, for the float dtypes (argmax,
-// argmin, any, all: every real dtype). Host code only: it splits the input's dims into kept
-// (outer) and reduced (inner) geometries, or lanes for softmax, and calls the launchers of
-// reduce.cu, argreduce.cu, reduce_int.cu and softmax.cu on the current stream. The other
+// argmin: every real dtype; any, all: complex64 too). Host code only: it splits the input's dims
+// into kept (outer) and reduced (inner) geometries, or lanes for softmax, and calls the launchers
+// of reduce.cu, argreduce.cu, reduce_int.cu and softmax.cu on the current stream. The other
 // reductions and the scans register from reduce_more.cpp and scan.cpp.
 #include <array>
 #include <cmath>
@@ -77,6 +77,10 @@ namespace {
 
 bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
 bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
+// any / all take complex64 too, as on the CPU: bool(z) is either part nonzero (the conversion).
+bool real_or_complex_input(Inputs in, const Attrs& a) {
+  return real_input(in, a) || in[0].dtype() == kComplex64;
+}
 
 void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
@@ -203,10 +207,11 @@ void register_reduce_kernels(Registry& r) {
     r.add_kernel(e.name, {DeviceType::CUDA, "cuda", e.fn, float_input});
   r.add_kernel("argmax", {DeviceType::CUDA, "cuda", argmax_kernel, real_input});
   r.add_kernel("argmin", {DeviceType::CUDA, "cuda", argmin_kernel, real_input});
-  r.add_kernel("any", {DeviceType::CUDA, "cuda", any_kernel, real_input});
-  r.add_kernel("all", {DeviceType::CUDA, "cuda", all_kernel, real_input});
+  r.add_kernel("any", {DeviceType::CUDA, "cuda", any_kernel, real_or_complex_input});
+  r.add_kernel("all", {DeviceType::CUDA, "cuda", all_kernel, real_or_complex_input});
   register_reduce_more_kernels(r);
   register_scan_kernels(r);
+  register_reduce_complex_kernels(r);
 }
 
 }  // namespace tessera::cuda

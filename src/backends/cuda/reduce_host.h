@@ -29,7 +29,8 @@ Tensor staging(const Tensor& y, DType dt);
 /// After the kernel wrote dst (from staging(y, ...)): dst converted into y, when it is not y.
 void done_into(const Tensor& dst, const Tensor& y, const char* name);
 
-void register_reduce_more_kernels(Registry& r);  // reduce_more.cpp
-void register_scan_kernels(Registry& r);         // scan.cpp
+void register_reduce_more_kernels(Registry& r);     // reduce_more.cpp
+void register_scan_kernels(Registry& r);            // scan.cpp
+void register_reduce_complex_kernels(Registry& r);  // reduce_complex.cpp
 
 }  // namespace tessera::cuda

@@ -33,6 +33,14 @@ void reduce_stat(int op, int code, const void* in, void* out, const Geometry& ou
                  const Geometry& inner, int64_t n_out, int64_t n_red, double param, int splits,
                  void* work, void* stream);
 
+enum ComplexReduceOp : int { kZSum, kZMean, kZProd, kZNorm, kNumComplexReduce };
+/// sum, mean, prod (complex64 out) and norm (param: p; float32 out) of complex64 inputs,
+/// accumulated in complex<double> (norm: double) as on the CPU (complex_reduce_ops.cuh).
+/// `work` as for reduce_int.
+void reduce_complex(int op, const void* in, void* out, const Geometry& outer, const Geometry& inner,
+                    int64_t n_out, int64_t n_red, double param, int splits, void* work,
+                    void* stream);
+
 /// max / min along the reduced dims with the index of the first extreme (a NaN is the
 /// extreme), every real dtype: `values` (the input's dtype; null: argmax / argmin only) and
 /// `indices` (int64). Rows must not be empty.
@@ -79,7 +87,9 @@ inline ScanPlan scan_plan(int64_t n_lanes, int64_t n, bool side_by_side) {
 /// cumsum (or cumprod when prod) along lanes: lane r starts at offsets `lanes`(r) (operand 0:
 /// out, 1: in) and steps by out_stride / in_stride. Bool and integers accumulate in wrapping
 /// 64-bit and write int64; floats accumulate in double and write the input's dtype (the CPU's
-/// rules). `work`: n_lanes * plan.parts accumulators (8 bytes each) when plan.parts > 1.
+/// rules); complex64 (code kC64) accumulates in complex<double> and writes complex64.
+/// `work`: n_lanes * plan.parts accumulators (8 bytes each, 16 for complex64) when
+/// plan.parts > 1.
 void scan(bool prod, int code, const void* in, void* out, const Geometry& lanes, int64_t n,
           int64_t in_stride, int64_t out_stride, const ScanPlan& plan, void* work, void* stream);
 

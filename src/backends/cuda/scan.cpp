@@ -14,14 +14,17 @@
 namespace tessera::cuda {
 namespace {
 
-bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
+bool real_or_complex_input(Inputs in, const Attrs&) {
+  return dtype_code(in[0].dtype()) >= 0 || in[0].dtype() == kComplex64;
+}
 
-// Bool and integers write int64, floats their own dtype (the CPU's scan rule).
+// Bool and integers write int64, floats and complex64 their own dtype (the CPU's scan rule).
 void run_scan(const char* name, bool prod, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& x = in[0];
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
-  const int code = dtype_code(x.dtype());
+  const bool complex = x.dtype() == kComplex64;
+  const int code = complex ? k::kC64 : dtype_code(x.dtype());
   const Tensor dst = staging(y, k::int_or_bool_code(code) ? kInt64 : x.dtype());
   const Lanes l = lanes_along(x, dst, a, name);
   const k::Geometry& lanes = l.starts;
@@ -31,7 +34,9 @@ void run_scan(const char* name, bool prod, Inputs in, Outputs out, const Attrs& 
       lanes.ndim > 0 && lanes.strides[0][in_dim] == 1 && lanes.strides[1][in_dim] == 1;
   const k::ScanPlan plan = k::scan_plan(lanes.numel, n, side_by_side);
   Tensor work;
-  if (plan.parts > 1) work = Tensor::empty({lanes.numel * plan.parts}, kInt64, y.device());
+  // Part totals: 8-byte accumulators, complex<double> (16 bytes) for complex64.
+  if (plan.parts > 1)
+    work = Tensor::empty({lanes.numel * plan.parts * (complex ? 2 : 1)}, kInt64, y.device());
   const int dev = y.device().index;
   {
     DeviceGuard guard(dev);
@@ -52,8 +57,8 @@ void cumprod_kernel(Inputs in, Outputs out, const Attrs& a) {
 }  // namespace
 
 void register_scan_kernels(Registry& r) {
-  r.add_kernel("cumsum", {DeviceType::CUDA, "cuda", cumsum_kernel, real_input});
-  r.add_kernel("cumprod", {DeviceType::CUDA, "cuda", cumprod_kernel, real_input});
+  r.add_kernel("cumsum", {DeviceType::CUDA, "cuda", cumsum_kernel, real_or_complex_input});
+  r.add_kernel("cumprod", {DeviceType::CUDA, "cuda", cumprod_kernel, real_or_complex_input});
 }
 
 }  // namespace tessera::cuda

@@ -1,5 +1,6 @@
 // cumsum / cumprod along any dim, with the CPU's accumulators: wrapping 64-bit for bool and the
-// integers (written as int64), double for the floats (written in the input's dtype). Three
+// integers (written as int64), double for the floats (written in the input's dtype),
+// complex<double> for complex64 (complex_reduce_ops.cuh; written as complex64). Three
 // shapes of work (k::scan_plan chooses from the shape alone, so results are reproducible):
 // - columns: a thread per lane, in order, when adjacent lanes are adjacent in memory (coalesced;
 //   the CPU's order exactly, so float results are the CPU's bits);
@@ -11,7 +12,9 @@
 #include <array>
 #include <type_traits>
 
+#include "backends/cuda/complex_reduce_ops.cuh"
 #include "backends/cuda/device.cuh"
+#include "backends/cuda/fold_rows.cuh"
 #include "backends/cuda/reduce_more.h"
 #include "backends/cuda/reduce_ops.cuh"
 
@@ -25,6 +28,8 @@ template <class A, class T>
 __device__ __forceinline__ A widen(T x) {
   if constexpr (std::is_same_v<T, A>)
     return x;
+  else if constexpr (std::is_same_v<T, fn::Cf>)
+    return ops::z_widen(x);
   else if constexpr (std::is_integral_v<T>)
     return static_cast<A>(static_cast<long long>(x));
   else
@@ -34,6 +39,8 @@ template <class O, class A>
 __device__ __forceinline__ O narrow(A a) {
   if constexpr (std::is_same_v<O, A>)
     return a;
+  else if constexpr (std::is_same_v<A, ops::Zd>)
+    return ops::z_narrow(a);
   else if constexpr (std::is_integral_v<A>)
     return static_cast<O>(static_cast<long long>(a));
   else
@@ -49,10 +56,10 @@ __device__ __forceinline__ A block_exclusive(A v, A& total) {
   const int nw = static_cast<int>(blockDim.x / 32);
 #pragma unroll
   for (int d = 1; d < 32; d *= 2) {
-    const A y = __shfl_up_sync(0xffffffffu, v, d);
+    const A y = shfl_up(v, d);
     if (lane >= d) v = S::op(y, v);
   }
-  A excl = __shfl_up_sync(0xffffffffu, v, 1);
+  A excl = shfl_up(v, 1);
   if (lane == 0) excl = S::identity();
   if (lane == 31) warp_sum[warp] = v;
   __syncthreads();
@@ -60,7 +67,7 @@ __device__ __forceinline__ A block_exclusive(A v, A& total) {
     A w = lane < nw ? warp_sum[lane] : S::identity();
 #pragma unroll
     for (int d = 1; d < 32; d *= 2) {
-      const A y = __shfl_up_sync(0xffffffffu, w, d);
+      const A y = shfl_up(w, d);
       if (lane >= d) w = S::op(y, w);
     }
     if (lane < nw) warp_sum[lane] = w;  // running totals of the warps
@@ -136,7 +143,7 @@ __global__ void scan_totals(const T* in, A* work, Geometry lanes, int64_t n, int
     for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
       acc = S::op(acc, widen<A>(x[i * si]));
 #pragma unroll
-    for (int d = 16; d > 0; d /= 2) acc = S::op(acc, __shfl_down_sync(0xffffffffu, acc, d));
+    for (int d = 16; d > 0; d /= 2) acc = S::op(acc, shfl_down(acc, d));
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     if (lane == 0) part[warp] = acc;
     __syncthreads();
@@ -179,7 +186,8 @@ using Launch = void (*)(const void*, void*, const Geometry&, int64_t, int64_t, i
 template <class T, bool kProd>
 void launch(const void* in, void* out, const Geometry& lanes, int64_t n, int64_t si, int64_t so,
             const ScanPlan& plan, void* work, cudaStream_t s) {
-  using A = std::conditional_t<std::is_integral_v<T>, unsigned long long, double>;
+  using A = std::conditional_t<std::is_integral_v<T>, unsigned long long,
+                               std::conditional_t<std::is_same_v<T, fn::Cf>, ops::Zd, double>>;
   using O = std::conditional_t<std::is_integral_v<T>, int64_t, T>;
   const auto* x = static_cast<const T*>(in);
   auto* y = static_cast<O*>(out);
@@ -205,13 +213,13 @@ void launch(const void* in, void* out, const Geometry& lanes, int64_t n, int64_t
       <<<grid_for(blocks), threads, 0, s>>>(x, y, lanes, n, si, so, plan.chunk, plan.parts, w);
 }
 
-using Row = std::array<Launch, 10>;  // kBool ... kF64
+using Row = std::array<Launch, 11>;  // kBool ... kF64, kC64
 template <bool kProd>
 constexpr Row row() {
   return {&launch<uint8_t, kProd>, &launch<uint8_t, kProd>,       &launch<int8_t, kProd>,
           &launch<int16_t, kProd>, &launch<int32_t, kProd>,       &launch<int64_t, kProd>,
           &launch<__half, kProd>,  &launch<__nv_bfloat16, kProd>, &launch<float, kProd>,
-          &launch<double, kProd>};
+          &launch<double, kProd>,  &launch<fn::Cf, kProd>};
 }
 constexpr std::array<Row, 2> kTable = {row<false>(), row<true>()};
 
