@@ -148,8 +148,7 @@ thread_local std::unordered_multimap<const TensorImpl*, CachedCast> t_cache;
 thread_local int t_nesting = 0;
 
 bool same_view(const CachedCast& c, const Tensor& t, DType to) {
-  return c.to == to && c.shape == t.shape() && c.strides == t.strides() && c.offset == t.offset() &&
-         c.version == c.source.version();
+  return c.to == to && c.shape == t.shape() && c.strides == t.strides() && c.offset == t.offset();
 }
 
 // The cast of t to `to`, from the cache when t is (a view of) a parameter. Only while a
@@ -162,8 +161,17 @@ Tensor cached_cast(const Tensor& t, DType to, const AutocastState& st) {
   const Tensor source = can_cache ? autograd::parameter_source(t) : Tensor();
   if (!source.defined()) return cast(t, to);
   auto [first, last] = t_cache.equal_range(&source.impl());
-  for (auto it = first; it != last; ++it)
-    if (same_view(it->second, t, to)) return it->second.cast;
+  for (auto it = first; it != last; ++it) {
+    CachedCast& e = it->second;
+    if (!same_view(e, t, to)) continue;
+    // The parameter changed in place (an optimizer step inside the region): recast into the
+    // same entry, so a training loop run under one region does not grow the cache each step.
+    if (e.version != source.version()) {
+      e.cast = cast(t, to);
+      e.version = source.version();
+    }
+    return e.cast;
+  }
   Tensor c = cast(t, to);
   t_cache.emplace(&source.impl(),
                   CachedCast{source, t.shape(), t.strides(), t.offset(), to, source.version(), c});
