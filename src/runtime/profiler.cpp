@@ -93,6 +93,7 @@ struct State {
   std::mutex anchor_mu;  // guards anchors, anchor_ns and streams
   std::array<std::unique_ptr<DeviceMark>, kMaxDevices> anchors;
   std::array<int64_t, kMaxDevices> anchor_ns{};    // session time at which anchors[i] was done
+  std::array<std::atomic<bool>, kMaxDevices> anchored{};  // anchors[i] is set: skip the lock
   std::map<std::pair<int, int64_t>, int> streams;  // (device slot, queue) -> track index
 
   ThreadBuffer& buffer();
@@ -384,12 +385,14 @@ void State::ensure_facts(Device d) {
 // drain of the queue, once per device.
 void State::ensure_anchor(Device d, DeviceMarker marker) {
   const int i = device_slot(d);
+  if (anchored[i].load(std::memory_order_acquire)) return;
   std::lock_guard lock(anchor_mu);
   if (anchors[i]) return;
   std::unique_ptr<DeviceMark> a = marker(d);
   a->wait();
   anchor_ns[i] = now_ns() - t_start;
   anchors[i] = std::move(a);
+  anchored[i].store(true, std::memory_order_release);
 }
 
 // Gives device times to the ops of b whose end marks are done, in order, stopping at the
