@@ -341,6 +341,46 @@ TEST(CudaElementwise, BinaryOpsMatchTheCpuWithBroadcasting) {
   expect_close(maximum(n.to(kGpu), o.to(kGpu)), maximum(n, o).to(kGpu), 0, 0, "max NaN");
 }
 
+// Past 2^31 elements every flat index, offset and loop counter must be 64-bit. A float16
+// tensor of 2^31 + 67 elements (odd: the vector path's scalar tail runs) holds distinct values
+// in its first and last 1000 elements, across element 2^31; each kernel family's results
+// there must be the CPU's for the same values: the 16-byte vector paths (unary, binary, a
+// broadcast scalar), the strided path (a view one element in: unaligned), a conversion, the
+// integer and comparison kernels, and flip's gather, whose head reads the source's tail.
+TEST(CudaElementwise, IndexesPastTwoToThe31Elements) {
+  SKIP_WITHOUT_GPU();
+  if (cuda::device_properties(0).total_memory < (int64_t{32} << 30))
+    GTEST_SKIP() << "needs 32 GiB of device memory";
+  const int64_t n = (int64_t{1} << 31) + 67, m = 1000;
+  const Tensor head = arange(-500, 500, 1, kFloat16);  // exact in float16
+  const Tensor tail = flip(head, {0}) * 0.5;
+  Tensor x = full({n}, 1.5, {kFloat16, kGpu});
+  x.narrow(0, 0, m).copy_(head);
+  x.narrow(0, n - m, m).copy_(tail);
+  // got's first and last m elements against the CPU's f(head) and f(tail).
+  const auto ends = [&](const Tensor& got, const Tensor& want_head, const Tensor& want_tail,
+                        const std::string& what) {
+    ASSERT_EQ(got.device(), kGpu) << what;
+    const int64_t k = got.size(0);
+    EXPECT_TRUE(same(got.narrow(0, 0, want_head.size(0)), want_head)) << what << ": head";
+    EXPECT_TRUE(same(got.narrow(0, k - want_tail.size(0), want_tail.size(0)), want_tail))
+        << what << ": tail";
+  };
+  ends(neg(x), neg(head), neg(tail), "neg (vector path)");
+  ends(add(x, x), add(head, head), add(tail, tail), "add (vector path)");
+  ends(mul(x, 2.0), mul(head, 2.0), mul(tail, 2.0), "mul by a scalar (vector path)");
+  {
+    const Tensor u = x.narrow(0, 1, n - 1);  // 2 bytes in: the strided path
+    ends(neg(u), neg(head.narrow(0, 1, m - 1)), neg(tail), "neg (strided path)");
+  }
+  ends(gt(x, 0.0), gt(head, 0.0), gt(tail, 0.0), "gt (compare kernel)");
+  const Tensor xi = x.to(kInt16);  // the conversion kernel
+  const Tensor hi = head.to(kInt16), ti = tail.to(kInt16);
+  ends(xi, hi, ti, "float16 -> int16");
+  ends(add(xi, xi), add(hi, hi), add(ti, ti), "add (integer kernel)");
+  ends(flip(xi, {0}), flip(ti, {0}), flip(hi, {0}), "flip (shape gather)");
+}
+
 TEST(CudaElementwise, UnsupportedDtypesAreNamedNotFallenBackFrom) {
   SKIP_WITHOUT_GPU();
   // Integer matmul runs on the CPU (its builtin kernel) but has no CUDA kernel.

@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "backends/cuda/device.cuh"
+#include "backends/cuda/float_rows.cuh"
 
 namespace tessera::cuda::k::binary_detail {
 
@@ -69,33 +70,20 @@ void run(const void* a, const void* b, void* out, const Geometry& g, const Op& o
   binary_strided<T, Op, O><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, z, g, op);
 }
 
-using Launch = void (*)(const void*, const void*, void*, Param, const Geometry&, cudaStream_t);
-
+// The launch function of Op on elements of type T: a column of a launch table.
 template <class T, class Op>
-void launch(const void* a, const void* b, void* out, Param alpha, const Geometry& g,
-            cudaStream_t s) {
-  run<T>(a, b, out, g, Op{alpha}, s);
-}
-
-using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64
-template <class Op>
-constexpr Row row() {
-  return {&launch<__half, Op>, &launch<__nv_bfloat16, Op>, &launch<float, Op>, &launch<double, Op>};
-}
+struct Launch {
+  static void run(const void* a, const void* b, void* out, Param alpha, const Geometry& g,
+                  cudaStream_t s) {
+    binary_detail::run<T>(a, b, out, g, Op{alpha}, s);
+  }
+};
 /// The rows of the BinaryOps First, First + 1, ... (one functor each, by its kId).
 template <int First, class... Ops>
-constexpr std::array<Row, sizeof...(Ops)> make_rows() {
-  std::array<Row, sizeof...(Ops)> t{};
-  ((t[Ops::kId - First] = row<Ops>()), ...);
-  return t;
+constexpr auto make_rows() {
+  return rows::make_rows<Launch, First, Ops...>();
 }
-/// Every row filled: no two functors share an id.
-template <size_t N>
-constexpr bool complete(const std::array<Row, N>& t) {
-  for (const Row& r : t)
-    if (!r[0]) return false;
-  return true;
-}
+using rows::complete;
 
 /// floor_divide and remainder (division.cu).
 void division(int op, int code, const void* a, const void* b, void* out, const Geometry& g,

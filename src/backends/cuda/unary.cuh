@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "backends/cuda/device.cuh"
+#include "backends/cuda/float_rows.cuh"
 
 namespace tessera::cuda::k::unary_detail {
 
@@ -66,33 +67,19 @@ void run(const void* in, void* out, const Geometry& g, const Op& op, cudaStream_
   unary_strided<T, Op, O><<<blocks_for(g.numel), kThreads, 0, s>>>(x, y, g, op);
 }
 
-using Launch = void (*)(const void*, void*, const Geometry&, const Params&, cudaStream_t);
-
+// The launch function of Op on elements of type T: a column of a launch table.
 template <class T, class Op>
-void launch(const void* in, void* out, const Geometry& g, const Params& p, cudaStream_t s) {
-  run<T>(in, out, g, Op{p}, s);
-}
-
-// Columns follow the codes kF16, kBF16, kF32, kF64.
-using Row = std::array<Launch, 4>;
-template <class Op>
-constexpr Row row() {
-  return {&launch<__half, Op>, &launch<__nv_bfloat16, Op>, &launch<float, Op>, &launch<double, Op>};
-}
+struct Launch {
+  static void run(const void* in, void* out, const Geometry& g, const Params& p, cudaStream_t s) {
+    unary_detail::run<T>(in, out, g, Op{p}, s);
+  }
+};
 /// The rows of the UnaryOps First, First + 1, ... (one functor each, by its kId).
 template <int First, class... Ops>
-constexpr std::array<Row, sizeof...(Ops)> make_rows() {
-  std::array<Row, sizeof...(Ops)> t{};
-  ((t[Ops::kId - First] = row<Ops>()), ...);
-  return t;
+constexpr auto make_rows() {
+  return rows::make_rows<Launch, First, Ops...>();
 }
-/// Every row filled: no two functors share an id.
-template <size_t N>
-constexpr bool complete(const std::array<Row, N>& t) {
-  for (const Row& r : t)
-    if (!r[0]) return false;
-  return true;
-}
+using rows::complete;
 
 /// The ops from kAsin on (unary_more.cu).
 void unary_more(int op, int code, const void* in, void* out, const Geometry& g, const Params& p,
