@@ -42,7 +42,7 @@ RawAllocator device_raw_allocator(int device) {
   };
   raw.event_done = [](void* e) {
     const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e));
-    if (r == cudaErrorNotReady) return false;
+    if (r == cudaErrorNotReady) return not_ready();
     TS_CUDA_CHECK("cuda.record_stream", r);
     return true;
   };
@@ -102,6 +102,10 @@ void allocator_synchronized(int device, cudaStream_t stream, bool all) {
     p.device_synchronized();
   else
     p.stream_synchronized(reinterpret_cast<StreamId>(stream));
+}
+
+void allocator_stream_destroyed(int device, cudaStream_t stream) {
+  device_allocator(device).policy().stream_destroyed(reinterpret_cast<StreamId>(stream));
 }
 
 MemoryStats memory_stats(int device) { return device_allocator(resolve(device)).stats(); }

@@ -220,8 +220,16 @@ void CachingAllocator::record_stream(void* p, StreamId stream) {
 // now is done: an event per stream marks that point.
 void CachingAllocator::hold(Block* b) {
   Held h{b, {}};
-  for (StreamId s : b->uses)
-    h.waits.emplace_back(s, raw_.record_event ? raw_.record_event(s) : nullptr);
+  for (StreamId s : b->uses) {
+    void* event = nullptr;  // none: the block waits for a synchronization of s or the device
+    if (raw_.record_event) {
+      try {
+        event = raw_.record_event(s);
+      } catch (...) {  // deallocate runs in destructors: a failed record must not throw
+      }
+    }
+    h.waits.emplace_back(s, event);
+  }
   b->uses.clear();
   held_.push_back(std::move(h));
 }
@@ -307,6 +315,14 @@ void CachingAllocator::stream_synchronized(StreamId stream) {
   if (stream == kAnyStream) return;
   release_held([&](StreamId s, void*) { return s == stream; });
   retag_free(stream);
+}
+
+void CachingAllocator::stream_destroyed(StreamId stream) {
+  std::lock_guard lock(mu_);
+  if (stream == kAnyStream) return;
+  release_held([&](StreamId s, void*) { return s == stream; });
+  retag_free(stream);
+  for (auto& [ptr, b] : live_) std::erase(b->uses, stream);
 }
 
 void CachingAllocator::device_synchronized() {

@@ -37,7 +37,8 @@ using StreamId = uint64_t;
 
 /// The device's own allocator. alloc returns null when the device is out of memory (and
 /// throws on any other failure); free returns a segment. The event hooks are optional: without
-/// them a block freed after record_stream waits for synchronizations only.
+/// them a block freed after record_stream waits for synchronizations only (as it does when
+/// record_event throws: a free happens in destructors, which must not throw).
 struct RawAllocator {
   std::function<void*(size_t)> alloc;
   std::function<void(void*)> free;
@@ -73,6 +74,10 @@ class CachingAllocator {
   int64_t num_held() const;
   /// All work on `stream` is done: its free blocks become free for every stream.
   void stream_synchronized(StreamId stream);
+  /// `stream` was synchronized and is being destroyed: as stream_synchronized, and live blocks
+  /// forget that it used them (record_stream), so that freeing one later records no event on
+  /// a destroyed stream (undefined behaviour in CUDA). A new stream may get the same id.
+  void stream_destroyed(StreamId stream);
   /// All work on the device is done: every free block becomes free for every stream.
   void device_synchronized();
   /// Returns every segment without a live block to the device.

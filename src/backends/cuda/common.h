@@ -20,6 +20,11 @@ namespace tessera::cuda {
     if (ts_err_ != cudaSuccess) ::tessera::cuda::raise(ts_err_, op, #expr); \
   } while (0)
 
+/// What a query answers for cudaErrorNotReady: false, after clearing the thread's last error.
+/// The runtime records cudaErrorNotReady from cudaStreamQuery / cudaEventQuery as the last
+/// error, which launched() would otherwise raise as a failure of the next, unrelated kernel.
+bool not_ready();
+
 /// After a kernel launch on a device: remembers the op (a static name) for later error
 /// reports and turns a launch error (bad configuration, no kernel image for this GPU) into an
 /// exception naming the op.
@@ -51,6 +56,8 @@ void enable_peer_access(int from, int to);
 /// Tells the device's caching allocator that a stream (or the whole device, for stream ==
 /// nullptr and all == true) has finished its work.
 void allocator_synchronized(int device, cudaStream_t stream, bool all);
+/// Tells it that a stream is being destroyed (after its work finished, or the context failed).
+void allocator_stream_destroyed(int device, cudaStream_t stream);
 
 /// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`, and an
 /// out-of-range index an index kernel met as IndexError.
