@@ -315,6 +315,37 @@ TEST(CudaCachingAllocator, RecordedStreamEventsReleaseAHeldBlockAtALaterAllocati
   EXPECT_EQ(events.destroyed, events.created) << "the allocator's end returns its events";
 }
 
+// Another thread may free a block while a synchronization waits: its last use may have been
+// queued after the wait began, so the synchronization frees only blocks freed before it
+// started (its mark), for every stream.
+TEST(CudaCachingAllocator, ASynchronizationFreesOnlyTheBlocksFreedBeforeItStarted) {
+  FakeDevice dev{64 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t cap = 0;
+  void* p = a.allocate(4096, 1, &cap);
+  void* x = a.allocate(4096, 1, &cap);  // live between p and q: no merging
+  void* q = a.allocate(4096, 1, &cap);
+  a.deallocate(p);
+  const uint64_t mark = a.mark();  // cudaStreamSynchronize(1) starts here
+  a.deallocate(q);                 // another thread, meanwhile
+  a.stream_synchronized(1, mark);
+  EXPECT_EQ(a.allocate(4096, 2, &cap), p) << "freed before the synchronization: any stream";
+  void* other = a.allocate(4096, 2, &cap);
+  EXPECT_NE(other, q) << "q's last use on stream 1 may still be running";
+  a.stream_synchronized(1);
+  EXPECT_EQ(a.allocate(4096, 2, &cap), q);
+
+  // Blocks held for other streams (record_stream) likewise.
+  a.record_stream(x, 3);
+  const uint64_t before = a.mark();
+  a.deallocate(x);
+  a.device_synchronized(before);
+  EXPECT_EQ(a.num_held(), 1) << "x was freed after the device synchronization started";
+  a.device_synchronized(a.mark());
+  EXPECT_EQ(a.num_held(), 0);
+  a.deallocate(other);
+}
+
 // A stream destroyed while a live block still lists it (record_stream, then the stream's last
 // handle dropped before the tensor): freeing the block later must not record an event on the
 // destroyed stream, which CUDA leaves undefined.

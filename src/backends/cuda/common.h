@@ -53,11 +53,15 @@ cudaStream_t current_stream(int device);
 /// access a peer copy still works, staged through the host by the driver.
 void enable_peer_access(int from, int to);
 
+/// The device's caching allocator's point in its order of frees (CachingAllocator::mark),
+/// taken before a synchronization starts.
+uint64_t allocator_mark(int device);
 /// Tells the device's caching allocator that a stream (or the whole device, for stream ==
-/// nullptr and all == true) has finished its work.
-void allocator_synchronized(int device, cudaStream_t stream, bool all);
-/// Tells it that a stream is being destroyed (after its work finished, or the context failed).
-void allocator_stream_destroyed(int device, cudaStream_t stream);
+/// nullptr and all == true) has finished the work queued before `mark`.
+void allocator_synchronized(int device, cudaStream_t stream, bool all, uint64_t mark);
+/// Tells it that a stream is being destroyed (after the work queued before `mark` finished,
+/// or the context failed).
+void allocator_stream_destroyed(int device, cudaStream_t stream, uint64_t mark);
 
 /// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`, and an
 /// out-of-range index an index kernel met as IndexError.

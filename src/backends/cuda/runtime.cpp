@@ -107,10 +107,11 @@ std::atomic<bool> g_cudnn_benchmark{false};
 void destroy_stream(int device, cudaStream_t s) noexcept {
   try {  // its work finishes first, so blocks freed on it may serve any stream afterwards
     DeviceGuard g(device);
+    const uint64_t mark = allocator_mark(device);
     // A failed synchronization is a lost context (an asynchronous kernel error): the
     // allocator forgets the stream either way, as nothing may be queued on it once destroyed.
     if (cudaStreamSynchronize(s) != cudaSuccess) (void)cudaGetLastError();
-    allocator_stream_destroyed(device, s);
+    allocator_stream_destroyed(device, s, mark);
     (void)cudaStreamDestroy(s);
   } catch (...) {
   }
@@ -226,16 +227,18 @@ DeviceProperties device_properties(int device) {
 void synchronize(int device) {
   const int d = resolve(device);
   DeviceGuard g(d);
+  const uint64_t mark = allocator_mark(d);  // blocks freed during the wait may still be in use
   TS_CUDA_CHECK("cuda.synchronize", cudaDeviceSynchronize());
-  allocator_synchronized(d, nullptr, true);
+  allocator_synchronized(d, nullptr, true, mark);
   g_launches[static_cast<size_t>(d)].next.store(0, std::memory_order_relaxed);
   check_index_fault(d);
 }
 
 void sync_stream(int device, cudaStream_t stream, std::string_view op) {
   DeviceGuard g(device);
+  const uint64_t mark = allocator_mark(device);  // blocks freed during the wait may be in use
   TS_CUDA_CHECK(op, cudaStreamSynchronize(stream));
-  allocator_synchronized(device, stream, false);
+  allocator_synchronized(device, stream, false, mark);
   check_index_fault(device);
 }
 
