@@ -74,6 +74,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"  # the toolkit's usual place, not always on PATH
+fi
 command -v nvcc >/dev/null || { echo "nvcc not found: the CUDA toolkit is needed" >&2; exit 2; }
 nvidia-smi -L || echo "warning: nvidia-smi found no GPU; the CUDA tests will skip"
 
@@ -132,6 +135,38 @@ if [[ $use_system -eq 0 ]]; then
   export LIBRARY_PATH="$lib:$lib/openblas-pthread${LIBRARY_PATH:+:$LIBRARY_PATH}"
   export LD_LIBRARY_PATH="$lib:$lib/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   cmake_args+=("-DCMAKE_LIBRARY_ARCHITECTURE=x86_64-linux-gnu")
+fi
+
+# cuDNN (the convolutions): next to the toolkit, on the system or under CUDNN_ROOT; else the
+# one PyTorch's wheels carry (nvidia-cudnn-cuNN) when it is for this toolkit's CUDA major
+# version. Without any, the build has no CUDA convolutions and their tests fail.
+cuda_major="$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
+toolkit_include="$(dirname "$(command -v nvcc)")/../include"
+if [[ -z "${CUDNN_ROOT:-}" ]] && ! ls "$toolkit_include/cudnn.h" /usr/include/cudnn.h \
+    /usr/local/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h >/dev/null 2>&1; then
+  wheel="$(python3 - "$cuda_major" 2>/dev/null <<'PY' || true
+import importlib.metadata as md, os, sys
+md.distribution(f"nvidia-cudnn-cu{sys.argv[1]}")  # PackageNotFoundError: none for this CUDA
+import nvidia.cudnn
+root = list(nvidia.cudnn.__path__)[0]
+if os.path.exists(os.path.join(root, "include", "cudnn.h")):
+    print(root)
+PY
+)"
+  if [[ -n "$wheel" ]]; then
+    cudnn_root="$prefix/cudnn"
+    mkdir -p "$cudnn_root/lib"
+    ln -sfn "$wheel/include" "$cudnn_root/include"
+    for so in "$wheel"/lib/libcudnn*.so*; do ln -sfn "$so" "$cudnn_root/lib/$(basename "$so")"; done
+    [[ -e "$cudnn_root/lib/libcudnn.so" ]] ||
+      ln -sfn "$(ls "$wheel"/lib/libcudnn.so.* | head -1)" "$cudnn_root/lib/libcudnn.so"
+    export CUDNN_ROOT="$cudnn_root"
+    export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "cuDNN: PyTorch's wheel for CUDA $cuda_major ($wheel)"
+  else
+    echo "warning: no cuDNN for CUDA $cuda_major found (set CUDNN_ROOT): the CUDA convolution" \
+      "tests and the LeNet-5 step of bench gpu will fail"
+  fi
 fi
 
 cd "$root"
