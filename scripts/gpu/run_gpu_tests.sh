@@ -113,10 +113,16 @@ PY
 }
 
 cmake_args=()
+shopt -s nullglob
+files=("$debs"/*.deb)
+if [[ $use_system -eq 0 && ${#files[@]} -eq 0 ]]; then
+  # Not carried (scripts/gpu/debs is ignored by git): the machine may have the packages itself;
+  # if not, CMake names the first one missing.
+  echo "no .deb files in $debs (run --fetch on a machine with the registry): using the" \
+    "machine's own packages"
+  use_system=1
+fi
 if [[ $use_system -eq 0 ]]; then
-  shopt -s nullglob
-  files=("$debs"/*.deb)
-  [[ ${#files[@]} -gt 0 ]] || { echo "no .deb files in $debs (run --fetch first)" >&2; exit 2; }
   mkdir -p "$prefix"
   for f in "${files[@]}"; do extract_deb "$f" "$prefix"; done
   lib="$prefix/usr/lib/x86_64-linux-gnu"
