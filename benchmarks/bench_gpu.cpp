@@ -48,14 +48,17 @@ Record bandwidth(const std::string& name, double bytes, double ms, double copy_b
   return {name, bw / 1e9, "GB/s", "device-to-device copy", copy_bw / 1e9, bw / copy_bw, target};
 }
 
-// Runs a case that may need a kernel the CUDA backend does not have yet: the row then says so
-// instead of ending the suite.
+// Runs a case that may need a kernel the CUDA backend does not have yet, or fail on the device:
+// the row then says so instead of ending the suite (and losing the other rows). A failure that
+// leaves the CUDA context unusable fails the later cases too, each with its message.
 void attempt(std::vector<Record>& out, const std::string& name,
              const std::function<std::vector<Record>()>& run) {
   try {
     for (Record& r : run()) out.push_back(std::move(r));
   } catch (const NotImplementedError& e) {
     out.push_back({name, 0, "-", fmt::format("not run: {}", e.what()), 0, 0, ""});
+  } catch (const Error& e) {
+    out.push_back({name, 0, "-", fmt::format("failed: {}", e.what()), 0, 0, ""});
   }
 }
 
@@ -162,10 +165,14 @@ Record step_case(const std::string& name, const std::shared_ptr<nn::Module>& mod
 std::vector<Record> run_gpu(const Options& opt) {
   cuda::check_device(kDevice);  // DeviceError naming the reason when there is no GPU
   manual_seed(0);
-  std::vector<Record> out = memory_cases(opt);
-  out.push_back(gemm_case(kBFloat16, 8192, opt));
-  out.push_back(gemm_case(kFloat32, 4096, opt));
-  out.push_back(tiny_op_case(opt));
+  std::vector<Record> out;
+  attempt(out, "add, sum, softmax, layer_norm f32 2^28", [&] { return memory_cases(opt); });
+  attempt(out, "matmul bfloat16 8192^3",
+          [&] { return std::vector<Record>{gemm_case(kBFloat16, 8192, opt)}; });
+  attempt(out, "matmul float32 4096^3",
+          [&] { return std::vector<Record>{gemm_case(kFloat32, 4096, opt)}; });
+  attempt(out, "1-element add on the GPU, host cost per op (no sync)",
+          [&] { return std::vector<Record>{tiny_op_case(opt)}; });
   const std::string mlp_name = "MLP 784-128-10 batch 256 train step (AdamW) on the GPU";
   attempt(out, mlp_name, [&] {
     return std::vector<Record>{

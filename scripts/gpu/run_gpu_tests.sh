@@ -19,6 +19,10 @@
 #   --configure-only  stop after CMake has found everything (checks the carried packages)
 #   --jobs N       parallel compile jobs (default: all cores)
 #   --bench        also run `tessera bench gpu` and benchmarks/compare/gpu_compare.py
+#   --test-timeout S  seconds the CUDA test run may take before it is killed (default 1200)
+# When the CUDA tests fail (or hang), each test suite runs again in its own process, so a kernel
+# that leaves the CUDA context unusable fails only its own suite: per-suite JSON reports go to
+# benchmarks/results/cuda-tests-<date>-<gpu>-by-suite/.
 # Exit status: that of the CUDA tests (0 = all passed).
 set -euo pipefail
 
@@ -31,6 +35,7 @@ full=0
 configure_only=0
 bench=0
 jobs="$(nproc)"
+test_timeout=1200
 
 # Runtime libraries and -dev packages of Debian 12 (bookworm) that the build links with; their
 # binaries need glibc >= 2.34 and libstdc++ >= 11, so they also run on newer distributions.
@@ -64,20 +69,62 @@ while [[ $# -gt 0 ]]; do
     --configure-only) configure_only=1; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
     --bench) bench=1; shift ;;
+    --test-timeout) test_timeout="$2"; shift 2 ;;
     *) echo "unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"  # the toolkit's usual place, not always on PATH
+fi
 command -v nvcc >/dev/null || { echo "nvcc not found: the CUDA toolkit is needed" >&2; exit 2; }
 nvidia-smi -L || echo "warning: nvidia-smi found no GPU; the CUDA tests will skip"
 
+# `dpkg -x`, or where there is no dpkg (a distribution without it) the same with Python: a .deb
+# is an ar archive whose data.tar.* member holds the files.
+extract_deb() {
+  if command -v dpkg >/dev/null; then
+    dpkg -x "$1" "$2"
+    return
+  fi
+  python3 - "$1" "$2" <<'PY'
+import io, sys, tarfile
+path, dest = sys.argv[1], sys.argv[2]
+with open(path, "rb") as f:
+    data = f.read()
+if data[:8] != b"!<arch>\n":
+    sys.exit(f"{path}: not a .deb (ar) archive")
+pos = 8
+while pos + 60 <= len(data):
+    name = data[pos:pos + 16].decode().strip().rstrip("/")
+    size = int(data[pos + 48:pos + 58].decode().strip())
+    body = data[pos + 60:pos + 60 + size]
+    pos += 60 + size + (size & 1)
+    if name.startswith("data.tar"):
+        with tarfile.open(fileobj=io.BytesIO(body)) as t:
+            # Debian's links may be absolute (fixed up below): extract them as they are.
+            if hasattr(tarfile, "fully_trusted_filter"):
+                t.extractall(dest, filter="fully_trusted")
+            else:
+                t.extractall(dest)
+        sys.exit(0)
+sys.exit(f"{path}: no data.tar member")
+PY
+}
+
 cmake_args=()
+shopt -s nullglob
+files=("$debs"/*.deb)
+if [[ $use_system -eq 0 && ${#files[@]} -eq 0 ]]; then
+  # Not carried (scripts/gpu/debs is ignored by git): the machine may have the packages itself;
+  # if not, CMake names the first one missing.
+  echo "no .deb files in $debs (run --fetch on a machine with the registry): using the" \
+    "machine's own packages"
+  use_system=1
+fi
 if [[ $use_system -eq 0 ]]; then
-  shopt -s nullglob
-  files=("$debs"/*.deb)
-  [[ ${#files[@]} -gt 0 ]] || { echo "no .deb files in $debs (run --fetch first)" >&2; exit 2; }
   mkdir -p "$prefix"
-  for f in "${files[@]}"; do dpkg -x "$f" "$prefix"; done
+  for f in "${files[@]}"; do extract_deb "$f" "$prefix"; done
   lib="$prefix/usr/lib/x86_64-linux-gnu"
   # Debian points libblas/liblapack/libopenblas at /etc/alternatives, which dpkg -x does not
   # create: point them at the pthread OpenBLAS directly.
@@ -96,13 +143,45 @@ if [[ $use_system -eq 0 ]]; then
   cmake_args+=("-DCMAKE_LIBRARY_ARCHITECTURE=x86_64-linux-gnu")
 fi
 
+# cuDNN (the convolutions): next to the toolkit, on the system or under CUDNN_ROOT; else the
+# one PyTorch's wheels carry (nvidia-cudnn-cuNN) when it is for this toolkit's CUDA major
+# version. Without any, the build has no CUDA convolutions and their tests fail.
+cuda_major="$(nvcc --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')"
+toolkit_include="$(dirname "$(command -v nvcc)")/../include"
+if [[ -z "${CUDNN_ROOT:-}" ]] && ! ls "$toolkit_include/cudnn.h" /usr/include/cudnn.h \
+    /usr/local/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h >/dev/null 2>&1; then
+  wheel="$(python3 - "$cuda_major" 2>/dev/null <<'PY' || true
+import importlib.metadata as md, os, sys
+md.distribution(f"nvidia-cudnn-cu{sys.argv[1]}")  # PackageNotFoundError: none for this CUDA
+import nvidia.cudnn
+root = list(nvidia.cudnn.__path__)[0]
+if os.path.exists(os.path.join(root, "include", "cudnn.h")):
+    print(root)
+PY
+)"
+  if [[ -n "$wheel" ]]; then
+    cudnn_root="$prefix/cudnn"
+    mkdir -p "$cudnn_root/lib"
+    ln -sfn "$wheel/include" "$cudnn_root/include"
+    for so in "$wheel"/lib/libcudnn*.so*; do ln -sfn "$so" "$cudnn_root/lib/$(basename "$so")"; done
+    [[ -e "$cudnn_root/lib/libcudnn.so" ]] ||
+      ln -sfn "$(ls "$wheel"/lib/libcudnn.so.* | head -1)" "$cudnn_root/lib/libcudnn.so"
+    export CUDNN_ROOT="$cudnn_root"
+    export LD_LIBRARY_PATH="$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "cuDNN: PyTorch's wheel for CUDA $cuda_major ($wheel)"
+  else
+    echo "warning: no cuDNN for CUDA $cuda_major found (set CUDNN_ROOT): the CUDA convolution" \
+      "tests and the LeNet-5 step of bench gpu will fail"
+  fi
+fi
+
 cd "$root"
 # Warnings stay warnings here: that machine's compiler may be newer than the one CI gates on.
 start=$(date +%s)
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
   -DTESSERA_PYTHON=OFF "${cmake_args[@]}"
 if [[ $configure_only -eq 1 ]]; then
-  grep -E '^(fmt|hwy|TBB|GTest|CLI11|nlohmann_json|dnnl)_DIR|^BLAS_|^TESSERA_(CBLAS|STB)|^ZLIB_LIB' \
+  grep -E '^(fmt|hwy|TBB|GTest|CLI11|nlohmann_json|dnnl)_DIR|^BLAS_|^TESSERA_(CBLAS|STB|CUDNN)|^ZLIB_LIB' \
     "$build/CMakeCache.txt"
   exit 0
 fi
@@ -114,11 +193,46 @@ mkdir -p "$results"
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | tr ' ' '-' || true)"
 stamp="$(date +%Y-%m-%d)-${gpu:-nogpu}"
 export TESSERA_CACHE_DIR="$build/test_cache"
-"$build/cli/tessera" info | tee "$results/cuda-info-$stamp.txt"
+# `tessera info` measures the GPU's facts (its first real work): a failure there is reported
+# and the tests still run.
+"$build/cli/tessera" info 2>&1 | tee "$results/cuda-info-$stamp.txt" ||
+  echo "tessera info failed (see $results/cuda-info-$stamp.txt)"
 echo "build seconds: $build_s" >> "$results/cuda-info-$stamp.txt"
+tests="$build/tests/tessera_tests"
+filter='*Cuda*:*cuda*'
+# run_limited SECONDS COMMAND...: killed after SECONDS where coreutils' timeout exists.
+run_limited() {
+  local seconds="$1"
+  shift
+  if command -v timeout >/dev/null; then timeout --signal=KILL "$seconds" "$@"; else "$@"; fi
+}
 status=0
-"$build/tests/tessera_tests" --gtest_filter='*Cuda*:*cuda*' \
+run_limited "$test_timeout" "$tests" --gtest_filter="$filter" \
   --gtest_output="json:$results/cuda-tests-$stamp.json" || status=$?
+if [[ $status -ne 0 ]]; then
+  # An asynchronous kernel fault leaves the CUDA context unusable, so every later test of the
+  # process fails too, and a hang or crash writes no report at all: each suite again, alone.
+  echo "CUDA tests failed (status $status): running each suite in its own process"
+  by_suite="$results/cuda-tests-$stamp-by-suite"
+  mkdir -p "$by_suite"
+  failed=()
+  while IFS= read -r tests_of_suite; do
+    suite="${tests_of_suite%%.*}"
+    rc=0
+    run_limited 300 "$tests" --gtest_filter="$tests_of_suite" \
+      --gtest_output="json:$by_suite/${suite//\//_}.json" < /dev/null &> "$by_suite/${suite//\//_}.log" ||
+      rc=$?
+    if [[ $rc -ne 0 ]]; then failed+=("$suite (status $rc)"); fi
+  done < <("$tests" --gtest_list_tests --gtest_filter="$filter" | awk '
+    /^[^ ]/ { if (f != "") print f; s = $1; sub(/\.$/, "", s); f = ""; next }
+    /^  / { f = f (f == "" ? "" : ":") s "." $1 }
+    END { if (f != "") print f }')
+  if [[ ${#failed[@]} -eq 0 ]]; then
+    echo "every suite passes alone: the suites interfere when run in one process"
+  else
+    printf 'failing alone: %s\n' "${failed[@]}" | tee "$by_suite/failed.txt"
+  fi
+fi
 if [[ $full -eq 1 ]]; then
   "$build/tests/tessera_tests" --gtest_output="json:$results/cuda-full-suite-$stamp.json" ||
     echo "the full suite failed (see $results/cuda-full-suite-$stamp.json)"

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/caching_allocator.h"
 #include "tessera/core/error.h"
@@ -312,6 +313,88 @@ TEST(CudaCachingAllocator, RecordedStreamEventsReleaseAHeldBlockAtALaterAllocati
     EXPECT_EQ(a.num_segments(), 1);
   }
   EXPECT_EQ(events.destroyed, events.created) << "the allocator's end returns its events";
+}
+
+// Another thread may free a block while a synchronization waits: its last use may have been
+// queued after the wait began, so the synchronization frees only blocks freed before it
+// started (its mark), for every stream.
+TEST(CudaCachingAllocator, ASynchronizationFreesOnlyTheBlocksFreedBeforeItStarted) {
+  FakeDevice dev{64 * MiB};
+  CachingAllocator a(Device::cuda(0), dev.raw());
+  size_t cap = 0;
+  void* p = a.allocate(4096, 1, &cap);
+  void* x = a.allocate(4096, 1, &cap);  // live between p and q: no merging
+  void* q = a.allocate(4096, 1, &cap);
+  a.deallocate(p);
+  const uint64_t mark = a.mark();  // cudaStreamSynchronize(1) starts here
+  a.deallocate(q);                 // another thread, meanwhile
+  a.stream_synchronized(1, mark);
+  EXPECT_EQ(a.allocate(4096, 2, &cap), p) << "freed before the synchronization: any stream";
+  void* other = a.allocate(4096, 2, &cap);
+  EXPECT_NE(other, q) << "q's last use on stream 1 may still be running";
+  a.stream_synchronized(1);
+  EXPECT_EQ(a.allocate(4096, 2, &cap), q);
+
+  // Blocks held for other streams (record_stream) likewise.
+  a.record_stream(x, 3);
+  const uint64_t before = a.mark();
+  a.deallocate(x);
+  a.device_synchronized(before);
+  EXPECT_EQ(a.num_held(), 1) << "x was freed after the device synchronization started";
+  a.device_synchronized(a.mark());
+  EXPECT_EQ(a.num_held(), 0);
+  a.deallocate(other);
+}
+
+// A stream destroyed while a live block still lists it (record_stream, then the stream's last
+// handle dropped before the tensor): freeing the block later must not record an event on the
+// destroyed stream, which CUDA leaves undefined.
+TEST(CudaCachingAllocator, ADestroyedStreamIsForgottenByTheBlocksThatRecordedIt) {
+  FakeDevice dev{64 * MiB};
+  FakeEvents events;
+  RawAllocator raw = dev.raw();
+  events.attach(raw);
+  std::vector<StreamId> recorded_on;
+  raw.record_event = [&, record = raw.record_event](StreamId s) {
+    recorded_on.push_back(s);
+    return record(s);
+  };
+  CachingAllocator a(Device::cuda(0), raw);
+  size_t cap = 0;
+  void* p = a.allocate(4096, 1, &cap);
+  a.record_stream(p, 2);
+  a.record_stream(p, 3);
+  a.stream_destroyed(2);
+  a.deallocate(p);
+  EXPECT_EQ(recorded_on, (std::vector<StreamId>{3})) << "no event on the destroyed stream 2";
+  EXPECT_EQ(a.num_held(), 1) << "stream 3 may still be using p";
+  a.stream_destroyed(3);
+  EXPECT_EQ(a.num_held(), 0) << "a destroyed stream was synchronized first";
+  EXPECT_EQ(events.destroyed, events.created);
+}
+
+// Freeing runs in destructors: an event that cannot be recorded (a lost context) leaves the
+// block held until a synchronization instead of throwing out of the free.
+TEST(CudaCachingAllocator, AFailedEventRecordHoldsTheBlockInsteadOfThrowing) {
+  FakeDevice dev{64 * MiB};
+  RawAllocator raw = dev.raw();
+  raw.record_event = [](StreamId) -> void* {
+    fail<DeviceError>("cuda.record_stream", "CUDA error cudaErrorIllegalAddress");
+  };
+  raw.event_done = [](void*) -> bool {
+    ADD_FAILURE() << "no event was recorded";
+    return true;
+  };
+  raw.destroy_event = [](void*) { ADD_FAILURE() << "no event was recorded"; };
+  CachingAllocator a(Device::cuda(0), raw);
+  size_t cap = 0;
+  void* p = a.allocate(4096, 1, &cap);
+  a.record_stream(p, 2);
+  EXPECT_NO_THROW(a.deallocate(p));
+  EXPECT_EQ(a.num_held(), 1);
+  EXPECT_NE(a.allocate(4096, 1, &cap), p) << "stream 2 may still be using p";
+  a.stream_synchronized(2);
+  EXPECT_EQ(a.num_held(), 0);
 }
 
 TEST(CudaCachingAllocator, ParsesByteCounts) {

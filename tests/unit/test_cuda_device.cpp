@@ -157,6 +157,66 @@ TEST(CudaRuntime, CurrentStreamSharesOwnershipOfAGuardedStream) {
   EXPECT_TRUE(same(b.to(Device::cpu()), full({1000}, 6.0)));
 }
 
+// cudaEventQuery / cudaStreamQuery report unfinished work as cudaErrorNotReady, which the
+// runtime also keeps as the thread's last error; every launch checks that error, so a query that
+// left it behind made the next, unrelated kernel throw. Queries come from users, from the
+// caching allocator (events of record_stream, polled at each allocation) and from the profiler
+// (after every kernel: ProfilerCuda.KernelsAreTimedByEvents).
+TEST(CudaRuntime, AQueryOfUnfinishedWorkDoesNotFailTheNextKernel) {
+  SKIP_WITHOUT_GPU();
+  const Tensor a = rand({4096, 4096}).to(kGpu);
+  auto busy = [&] {  // ~0.5 TFLOP of float32 matmul: far longer than the host needs to query
+    for (int i = 0; i < 4; ++i) (void)matmul(a, a);
+  };
+  busy();
+  cuda::Event e;
+  e.record();
+  EXPECT_FALSE(e.query()) << "the work finished before the query: nothing was tested";
+  Tensor b;
+  EXPECT_NO_THROW(b = a + 1.0) << "the query's cudaErrorNotReady must not fail this launch";
+  EXPECT_FALSE(cuda::Stream::current(0).query());
+  EXPECT_NO_THROW(b = b * 2.0);
+  cuda::synchronize();
+  EXPECT_TRUE(e.query());
+
+  // The allocator polls the event of a freed block that a busy side stream still reads.
+  const cuda::Stream side = cuda::Stream::create();
+  Tensor x = full({1 << 20}, 3.0, {kFloat32, kGpu}), y;
+  {
+    cuda::StreamGuard on_side(side);
+    busy();
+    y = x * 2.0;
+  }
+  cuda::record_stream(x, side);
+  cuda::record_stream(a, side);
+  x = Tensor();  // held: an event on the side stream, not done yet
+  Tensor z;
+  EXPECT_NO_THROW(z = full({1000}, 5.0, {kFloat32, kGpu}))
+      << "the allocation polled the side stream's event, then the fill launched";
+  EXPECT_NO_THROW(z = z + 1.0);
+  side.synchronize();
+  EXPECT_TRUE(same(y.to(Device::cpu()), full({1 << 20}, 6.0)));
+  EXPECT_TRUE(same(z.to(Device::cpu()), full({1000}, 6.0)));
+}
+
+// A tensor that outlives a stream it was recorded on (record_stream, then the stream's last
+// handle dropped) is freed without recording an event on the destroyed stream.
+TEST(CudaRuntime, ATensorRecordedOnAStreamOutlivesTheStream) {
+  SKIP_WITHOUT_GPU();
+  Tensor x = full({1 << 20}, 1.0, {kFloat32, kGpu}), y;
+  {
+    const cuda::Stream side = cuda::Stream::create();
+    {
+      cuda::StreamGuard on_side(side);
+      y = x + 1.0;
+    }
+    cuda::record_stream(x, side);
+  }  // the stream is synchronized and destroyed here
+  x = Tensor();
+  EXPECT_NO_THROW(cuda::synchronize());
+  EXPECT_TRUE(same(y.to(Device::cpu()), full({1 << 20}, 2.0)));
+}
+
 // ---- copies ---------------------------------------------------------------------------------
 
 TEST(CudaCopy, RoundTripsEveryDtypeExactly) {

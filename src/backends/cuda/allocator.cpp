@@ -42,7 +42,7 @@ RawAllocator device_raw_allocator(int device) {
   };
   raw.event_done = [](void* e) {
     const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e));
-    if (r == cudaErrorNotReady) return false;
+    if (r == cudaErrorNotReady) return not_ready();
     TS_CUDA_CHECK("cuda.record_stream", r);
     return true;
   };
@@ -96,12 +96,18 @@ CudaAllocator& device_allocator(int device) {
 
 Allocator& allocator(int device) { return device_allocator(device); }
 
-void allocator_synchronized(int device, cudaStream_t stream, bool all) {
+uint64_t allocator_mark(int device) { return device_allocator(device).policy().mark(); }
+
+void allocator_synchronized(int device, cudaStream_t stream, bool all, uint64_t mark) {
   CachingAllocator& p = device_allocator(device).policy();
   if (all)
-    p.device_synchronized();
+    p.device_synchronized(mark);
   else
-    p.stream_synchronized(reinterpret_cast<StreamId>(stream));
+    p.stream_synchronized(reinterpret_cast<StreamId>(stream), mark);
+}
+
+void allocator_stream_destroyed(int device, cudaStream_t stream, uint64_t mark) {
+  device_allocator(device).policy().stream_destroyed(reinterpret_cast<StreamId>(stream), mark);
 }
 
 MemoryStats memory_stats(int device) { return device_allocator(resolve(device)).stats(); }

@@ -106,7 +106,8 @@ void* CachingAllocator::allocate(size_t nbytes, StreamId stream, size_t* capacit
     std::lock_guard lock(mu_);
     ++stats_.num_allocs;
     if (!held_.empty() && raw_.event_done)
-      release_held([&](StreamId, void* event) { return event && raw_.event_done(event); });
+      release_held(
+          [&](const Held&, StreamId, void* event) { return event && raw_.event_done(event); });
     Pool& pool = pool_of(small);
     b = find_free(pool, stream, size);
     if (!b) b = find_free(pool, kAnyStream, size);
@@ -168,6 +169,7 @@ CachingAllocator::Block* CachingAllocator::split(Block* b, size_t size) {
   r->ptr = b->ptr + size;
   r->size = rest;
   r->stream = b->stream;
+  r->freed = b->freed;
   r->small = b->small;
   r->prev = b;
   r->next = b->next;
@@ -219,24 +221,32 @@ void CachingAllocator::record_stream(void* p, StreamId stream) {
 // A freed block used on other streams stays busy until the work queued on each of them up to
 // now is done: an event per stream marks that point.
 void CachingAllocator::hold(Block* b) {
-  Held h{b, {}};
-  for (StreamId s : b->uses)
-    h.waits.emplace_back(s, raw_.record_event ? raw_.record_event(s) : nullptr);
+  Held h{b, {}, ++free_seq_};
+  for (StreamId s : b->uses) {
+    void* event = nullptr;  // none: the block waits for a synchronization of s or the device
+    if (raw_.record_event) {
+      try {
+        event = raw_.record_event(s);
+      } catch (...) {  // deallocate runs in destructors: a failed record must not throw
+      }
+    }
+    h.waits.emplace_back(s, event);
+  }
   b->uses.clear();
   held_.push_back(std::move(h));
 }
 
 // Drops the waits that done(stream, event) says are over; a block with none left is freed.
-void CachingAllocator::release_held(const std::function<bool(StreamId, void*)>& done) {
+void CachingAllocator::release_held(const std::function<bool(const Held&, StreamId, void*)>& done) {
   std::vector<Held> still;
   for (Held& h : held_) {
     std::erase_if(h.waits, [&](const std::pair<StreamId, void*>& w) {
-      if (!done(w.first, w.second)) return false;
+      if (!done(h, w.first, w.second)) return false;
       if (w.second) raw_.destroy_event(w.second);
       return true;
     });
     if (h.waits.empty())
-      free_block(h.block);
+      free_block(h.block, h.freed);
     else
       still.push_back(std::move(h));
   }
@@ -251,6 +261,7 @@ int64_t CachingAllocator::num_held() const {
 // `other` (the block right after `into`) joins `into`.
 CachingAllocator::Block* CachingAllocator::merge(Block* into, Block* other) {
   into->size += other->size;
+  into->freed = std::max(into->freed, other->freed);
   into->next = other->next;
   if (other->next) other->next->prev = into;
   delete other;
@@ -259,8 +270,9 @@ CachingAllocator::Block* CachingAllocator::merge(Block* into, Block* other) {
 
 // Marks b free and merges it with free neighbours that the same stream may use (its own
 // blocks and blocks free for any stream); the merged block is bound to b's stream.
-void CachingAllocator::free_block(Block* b) {
+void CachingAllocator::free_block(Block* b, uint64_t freed) {
   b->allocated = false;
+  b->freed = freed ? freed : ++free_seq_;
   Pool& pool = pool_of(b->small);
   auto joins = [&](const Block* n) {
     return n && !n->allocated && (n->stream == b->stream || n->stream == kAnyStream);
@@ -278,13 +290,13 @@ void CachingAllocator::free_block(Block* b) {
   pool.insert(b);
 }
 
-// Free blocks of `from` (or of every stream, when from is kAnyStream) become free for every
-// stream, and runs of such blocks merge.
-void CachingAllocator::retag_free(StreamId from) {
+// Free blocks of `from` (or of every stream, when from is kAnyStream) freed by `mark` become
+// free for every stream, and runs of such blocks merge.
+void CachingAllocator::retag_free(StreamId from, uint64_t mark) {
   for (Block* head : segments_) {
     Pool& pool = pool_of(head->small);
     for (Block* b = head; b; b = b->next) {
-      if (b->allocated || b->stream == kAnyStream) continue;
+      if (b->allocated || b->stream == kAnyStream || b->freed > mark) continue;
       if (from != kAnyStream && b->stream != from) continue;
       pool.erase(b);
       b->stream = kAnyStream;
@@ -302,17 +314,30 @@ void CachingAllocator::retag_free(StreamId from) {
   }
 }
 
-void CachingAllocator::stream_synchronized(StreamId stream) {
+uint64_t CachingAllocator::mark() const {
   std::lock_guard lock(mu_);
-  if (stream == kAnyStream) return;
-  release_held([&](StreamId s, void*) { return s == stream; });
-  retag_free(stream);
+  return free_seq_;
 }
 
-void CachingAllocator::device_synchronized() {
+void CachingAllocator::stream_synchronized(StreamId stream, uint64_t mark) {
   std::lock_guard lock(mu_);
-  release_held([](StreamId, void*) { return true; });
-  retag_free(kAnyStream);
+  if (stream == kAnyStream) return;
+  release_held([&](const Held& h, StreamId s, void*) { return s == stream && h.freed <= mark; });
+  retag_free(stream, mark);
+}
+
+void CachingAllocator::stream_destroyed(StreamId stream, uint64_t mark) {
+  std::lock_guard lock(mu_);
+  if (stream == kAnyStream) return;
+  release_held([&](const Held& h, StreamId s, void*) { return s == stream && h.freed <= mark; });
+  retag_free(stream, mark);
+  for (auto& [ptr, b] : live_) std::erase(b->uses, stream);
+}
+
+void CachingAllocator::device_synchronized(uint64_t mark) {
+  std::lock_guard lock(mu_);
+  release_held([&](const Held& h, StreamId, void*) { return h.freed <= mark; });
+  retag_free(kAnyStream, mark);
 }
 
 void CachingAllocator::release_free_segments() {
@@ -337,7 +362,8 @@ void CachingAllocator::release_free_segments() {
 void CachingAllocator::empty_cache() {
   std::lock_guard lock(mu_);
   if (!held_.empty() && raw_.event_done)
-    release_held([&](StreamId, void* event) { return event && raw_.event_done(event); });
+    release_held(
+        [&](const Held&, StreamId, void* event) { return event && raw_.event_done(event); });
   release_free_segments();
 }
 

@@ -37,7 +37,8 @@ using StreamId = uint64_t;
 
 /// The device's own allocator. alloc returns null when the device is out of memory (and
 /// throws on any other failure); free returns a segment. The event hooks are optional: without
-/// them a block freed after record_stream waits for synchronizations only.
+/// them a block freed after record_stream waits for synchronizations only (as it does when
+/// record_event throws: a free happens in destructors, which must not throw).
 struct RawAllocator {
   std::function<void*(size_t)> alloc;
   std::function<void(void*)> free;
@@ -71,10 +72,21 @@ class CachingAllocator {
   void record_stream(void* p, StreamId stream);
   /// Blocks freed and still held for other streams' work.
   int64_t num_held() const;
-  /// All work on `stream` is done: its free blocks become free for every stream.
-  void stream_synchronized(StreamId stream);
-  /// All work on the device is done: every free block becomes free for every stream.
-  void device_synchronized();
+  /// A point in the order of frees, taken before a synchronization starts: only blocks freed
+  /// by then had their last use queued before it. A block freed meanwhile by another thread
+  /// may have work queued after the synchronization's start, still running when it returns.
+  uint64_t mark() const;
+  static constexpr uint64_t kNow = ~uint64_t{0};
+  /// All work queued on `stream` before `mark` is done: the blocks of the stream freed by then
+  /// become free for every stream. (kNow: no other thread frees meanwhile, as in the tests.)
+  void stream_synchronized(StreamId stream, uint64_t mark = kNow);
+  /// `stream` was synchronized and is being destroyed: as stream_synchronized, and live blocks
+  /// forget that it used them (record_stream), so that freeing one later records no event on
+  /// a destroyed stream (undefined behaviour in CUDA). A new stream may get the same id.
+  void stream_destroyed(StreamId stream, uint64_t mark = kNow);
+  /// All work queued on the device before `mark` is done: every block freed by then becomes
+  /// free for every stream.
+  void device_synchronized(uint64_t mark = kNow);
   /// Returns every segment without a live block to the device.
   void empty_cache();
 
@@ -103,11 +115,13 @@ class CachingAllocator {
     Block* next = nullptr;
     size_t segment_size = 0;     // set on a segment's first block only
     std::vector<StreamId> uses;  // other streams that used it (record_stream)
+    uint64_t freed = 0;          // when it was freed (free_seq_), while free and stream-bound
   };
   // A freed block waiting for work on other streams; stays `allocated` (busy) until then.
   struct Held {
     Block* block;
     std::vector<std::pair<StreamId, void*>> waits;  // stream, event (null without event hooks)
+    uint64_t freed = 0;                             // when it was freed (free_seq_)
   };
   struct Order {  // by stream, then best fit, then address
     bool operator()(const Block* a, const Block* b) const;
@@ -118,12 +132,13 @@ class CachingAllocator {
   Block* find_free(Pool& pool, StreamId stream, size_t size);
   Block* take_segment(size_t size, bool small, size_t nbytes);
   Block* split(Block* b, size_t size);
-  void free_block(Block* b);
+  /// Marks b free at `freed` (0: now, a new point in the order of frees) and merges it.
+  void free_block(Block* b, uint64_t freed = 0);
   Block* merge(Block* into, Block* other);
   void release_free_segments();
-  void retag_free(StreamId from);
+  void retag_free(StreamId from, uint64_t mark);
   void hold(Block* b);
-  void release_held(const std::function<bool(StreamId, void*)>& done);
+  void release_held(const std::function<bool(const Held&, StreamId, void*)>& done);
   [[noreturn]] void out_of_memory(size_t nbytes, size_t rounded, const char* why) const;
 
   Device device_;
@@ -136,6 +151,7 @@ class CachingAllocator {
   MemoryStats stats_;
   int64_t reserved_ = 0;
   int64_t limit_ = 0;
+  uint64_t free_seq_ = 0;  // frees so far
 };
 
 /// Parses a byte count with an optional K/M/G suffix (powers of 1024), as in

@@ -20,6 +20,11 @@ namespace tessera::cuda {
     if (ts_err_ != cudaSuccess) ::tessera::cuda::raise(ts_err_, op, #expr); \
   } while (0)
 
+/// What a query answers for cudaErrorNotReady: false, after clearing the thread's last error.
+/// The runtime records cudaErrorNotReady from cudaStreamQuery / cudaEventQuery as the last
+/// error, which launched() would otherwise raise as a failure of the next, unrelated kernel.
+bool not_ready();
+
 /// After a kernel launch on a device: remembers the op (a static name) for later error
 /// reports and turns a launch error (bad configuration, no kernel image for this GPU) into an
 /// exception naming the op.
@@ -48,9 +53,15 @@ cudaStream_t current_stream(int device);
 /// access a peer copy still works, staged through the host by the driver.
 void enable_peer_access(int from, int to);
 
+/// The device's caching allocator's point in its order of frees (CachingAllocator::mark),
+/// taken before a synchronization starts.
+uint64_t allocator_mark(int device);
 /// Tells the device's caching allocator that a stream (or the whole device, for stream ==
-/// nullptr and all == true) has finished its work.
-void allocator_synchronized(int device, cudaStream_t stream, bool all);
+/// nullptr and all == true) has finished the work queued before `mark`.
+void allocator_synchronized(int device, cudaStream_t stream, bool all, uint64_t mark);
+/// Tells it that a stream is being destroyed (after the work queued before `mark` finished,
+/// or the context failed).
+void allocator_stream_destroyed(int device, cudaStream_t stream, uint64_t mark);
 
 /// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`, and an
 /// out-of-range index an index kernel met as IndexError.

@@ -107,7 +107,11 @@ std::atomic<bool> g_cudnn_benchmark{false};
 void destroy_stream(int device, cudaStream_t s) noexcept {
   try {  // its work finishes first, so blocks freed on it may serve any stream afterwards
     DeviceGuard g(device);
-    if (cudaStreamSynchronize(s) == cudaSuccess) allocator_synchronized(device, s, false);
+    const uint64_t mark = allocator_mark(device);
+    // A failed synchronization is a lost context (an asynchronous kernel error): the
+    // allocator forgets the stream either way, as nothing may be queued on it once destroyed.
+    if (cudaStreamSynchronize(s) != cudaSuccess) (void)cudaGetLastError();
+    allocator_stream_destroyed(device, s, mark);
     (void)cudaStreamDestroy(s);
   } catch (...) {
   }
@@ -125,6 +129,10 @@ std::string unavailable_reason() { return probe().reason; }
 // ---- errors ---------------------------------------------------------------------------------
 
 void raise(cudaError_t e, std::string_view op, std::string_view call) {
+  // The runtime also keeps a failed call's error as the thread's last error, which launched()
+  // reads after every kernel: clear it, or the next launch of an unrelated op raises it again
+  // after the caller caught this one (a sticky error stays: the context is lost anyway).
+  (void)cudaGetLastError();
   std::string msg =
       fmt::format("CUDA error {} ({}) in {}", cudaGetErrorName(e), cudaGetErrorString(e), call);
   if (kernel_error(e)) {
@@ -139,6 +147,11 @@ void raise(cudaError_t e, std::string_view op, std::string_view call) {
     if (sticky(e)) msg += "; the CUDA context cannot be used any more: restart the process";
   }
   fail<DeviceError>(op, "{}", msg);
+}
+
+bool not_ready() {
+  (void)cudaGetLastError();
+  return false;
 }
 
 void launched(int device, const char* op) {
@@ -214,16 +227,18 @@ DeviceProperties device_properties(int device) {
 void synchronize(int device) {
   const int d = resolve(device);
   DeviceGuard g(d);
+  const uint64_t mark = allocator_mark(d);  // blocks freed during the wait may still be in use
   TS_CUDA_CHECK("cuda.synchronize", cudaDeviceSynchronize());
-  allocator_synchronized(d, nullptr, true);
+  allocator_synchronized(d, nullptr, true, mark);
   g_launches[static_cast<size_t>(d)].next.store(0, std::memory_order_relaxed);
   check_index_fault(d);
 }
 
 void sync_stream(int device, cudaStream_t stream, std::string_view op) {
   DeviceGuard g(device);
+  const uint64_t mark = allocator_mark(device);  // blocks freed during the wait may be in use
   TS_CUDA_CHECK(op, cudaStreamSynchronize(stream));
-  allocator_synchronized(device, stream, false);
+  allocator_synchronized(device, stream, false, mark);
   check_index_fault(device);
 }
 
@@ -333,12 +348,9 @@ void enable_peer_access(int from, int to) {
   TS_CUDA_CHECK("cuda.peer_access", cudaDeviceCanAccessPeer(&can, to, from));
   if (!can) return;
   DeviceGuard guard(to);
-  const cudaError_t e = cudaDeviceEnablePeerAccess(from, 0);
-  if (e == cudaErrorPeerAccessAlreadyEnabled) {
-    (void)cudaGetLastError();  // enabled before (by another library): what we wanted
-    return;
-  }
-  TS_CUDA_CHECK("cuda.peer_access", e);
+  // Already enabled (by another library) is what we wanted; any other refusal (e.g.
+  // cudaErrorTooManyPeers past 8 peers) only costs speed: the driver stages the copy instead.
+  if (cudaDeviceEnablePeerAccess(from, 0) != cudaSuccess) (void)cudaGetLastError();
 }
 
 // ---- streams --------------------------------------------------------------------------------
@@ -369,7 +381,7 @@ void Stream::synchronize() const {
 bool Stream::query() const {
   DeviceGuard g(device_);
   const cudaError_t e = cudaStreamQuery(static_cast<cudaStream_t>(handle_));
-  if (e == cudaErrorNotReady) return false;
+  if (e == cudaErrorNotReady) return not_ready();
   TS_CUDA_CHECK("Stream.query", e);
   return true;
 }
@@ -434,7 +446,7 @@ void Event::synchronize() const {
 bool Event::query() const {
   DeviceGuard g(device_);
   const cudaError_t e = cudaEventQuery(static_cast<cudaEvent_t>(event_.get()));
-  if (e == cudaErrorNotReady) return false;
+  if (e == cudaErrorNotReady) return not_ready();
   TS_CUDA_CHECK("Event.query", e);
   return true;
 }
