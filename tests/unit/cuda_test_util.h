@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/ops/primitive.h"
 #include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
 
@@ -63,6 +64,25 @@ inline void expect_bits(const Tensor& got, const Tensor& want, const std::string
                     << values(w.reshape({-1}).narrow(0, i, 1))[0] << ")";
       return;
     }
+}
+
+/// Whether p has a CUDA kernel for these inputs (its kernels' dtype predicates: no GPU needed),
+/// expecting that exactly when the CPU's inference accepts them (the CPU kernels follow the same
+/// rules); `what` names the case in a failure. Returns whether CUDA has a kernel.
+inline bool expect_cuda_kernel_iff_cpu_takes(const Primitive& p, const std::vector<Tensor>& in,
+                                             const Attrs& a, const std::string& what) {
+  bool cpu = true;
+  try {
+    (void)p.infer(in, a);
+  } catch (const Error&) {
+    cpu = false;
+  }
+  bool gpu = false;
+  for (const Kernel& k : p.kernels)
+    gpu |= k.device == DeviceType::CUDA && (!k.supports || k.supports(in, a));
+  EXPECT_EQ(gpu, cpu) << what << ": the CPU " << (cpu ? "accepts" : "refuses") << " it, CUDA "
+                      << (gpu ? "has a kernel" : "has none");
+  return gpu;
 }
 
 }  // namespace tessera::cuda_test
