@@ -23,13 +23,13 @@
 /// Skips a test that needs the CUDA convolutions where they were not built: cuDNN is an optional
 /// dependency (found next to the toolkit or under CUDNN_ROOT, cmake/Dependencies.cmake), and
 /// without it the conv primitives have no CUDA kernel at all.
-#define SKIP_WITHOUT_CUDNN()                                                                 \
-  do {                                                                                       \
-    SKIP_WITHOUT_GPU();                                                                      \
-    if (!::tessera::cuda_test::has_cuda_conv())                                              \
-      GTEST_SKIP() << "built without cuDNN: the convolutions have no CUDA kernel (set "      \
+#define SKIP_WITHOUT_CUDNN()                                                                \
+  do {                                                                                      \
+    SKIP_WITHOUT_GPU();                                                                     \
+    if (!::tessera::cuda_test::has_cuda_conv())                                             \
+      GTEST_SKIP() << "built without cuDNN: the convolutions have no CUDA kernel (set "     \
                       "CUDNN_ROOT to a cuDNN with include/cudnn.h and lib/libcudnn.so and " \
-                      "configure again)";                                                    \
+                      "configure again)";                                                   \
   } while (0)
 
 namespace tessera::cuda_test {
