@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tessera/ops/primitive.h"
 #include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
 
@@ -19,7 +20,26 @@
                                                    : "not built");                         \
   } while (0)
 
+/// Skips a test that needs the CUDA convolutions where they were not built: cuDNN is an optional
+/// dependency (found next to the toolkit or under CUDNN_ROOT, cmake/Dependencies.cmake), and
+/// without it the conv primitives have no CUDA kernel at all.
+#define SKIP_WITHOUT_CUDNN()                                                                \
+  do {                                                                                      \
+    SKIP_WITHOUT_GPU();                                                                     \
+    if (!::tessera::cuda_test::has_cuda_conv())                                             \
+      GTEST_SKIP() << "built without cuDNN: the convolutions have no CUDA kernel (set "     \
+                      "CUDNN_ROOT to a cuDNN with include/cudnn.h and lib/libcudnn.so and " \
+                      "configure again)";                                                   \
+  } while (0)
+
 namespace tessera::cuda_test {
+
+/// Whether conv has a CUDA kernel (a build with cuDNN).
+inline bool has_cuda_conv() {
+  for (const Kernel& k : prim("conv").kernels)
+    if (k.device == DeviceType::CUDA) return true;
+  return false;
+}
 
 inline const Device kGpu = Device::cuda(0);
 
@@ -63,6 +83,25 @@ inline void expect_bits(const Tensor& got, const Tensor& want, const std::string
                     << values(w.reshape({-1}).narrow(0, i, 1))[0] << ")";
       return;
     }
+}
+
+/// Whether p has a CUDA kernel for these inputs (its kernels' dtype predicates: no GPU needed),
+/// expecting that exactly when the CPU's inference accepts them (the CPU kernels follow the same
+/// rules); `what` names the case in a failure. Returns whether CUDA has a kernel.
+inline bool expect_cuda_kernel_iff_cpu_takes(const Primitive& p, const std::vector<Tensor>& in,
+                                             const Attrs& a, const std::string& what) {
+  bool cpu = true;
+  try {
+    (void)p.infer(in, a);
+  } catch (const Error&) {
+    cpu = false;
+  }
+  bool gpu = false;
+  for (const Kernel& k : p.kernels)
+    gpu |= k.device == DeviceType::CUDA && (!k.supports || k.supports(in, a));
+  EXPECT_EQ(gpu, cpu) << what << ": the CPU " << (cpu ? "accepts" : "refuses") << " it, CUDA "
+                      << (gpu ? "has a kernel" : "has none");
+  return gpu;
 }
 
 }  // namespace tessera::cuda_test

@@ -2,7 +2,8 @@
 // (cuDNN natively in 16 bits) and upcasts softmax and reductions exactly as on the CPU,
 // gradients of float32 parameters come back float32, and the GradScaler's inf/NaN probe (mul,
 // sum, add, ne on the device) gives the CPU's scale sequence. Every result is compared with the
-// same computation on the CPU. Every test skips (GTEST_SKIP) without a CUDA device.
+// same computation on the CPU. Every test skips (GTEST_SKIP) without a CUDA device (the
+// convolution test also in a build without cuDNN).
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -61,7 +62,7 @@ TEST(CudaAutocast, MlpMatchesCpuAutocast) {
 }
 
 TEST(CudaAutocast, ConvolutionsAndSoftmax) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   const Tensor img = rnd({2, 3, 9, 9}, 10), w = rnd({4, 3, 3, 3}, 11) * 0.3, b = rnd({4}, 12);
   for (DType dt : {kFloat16, kBFloat16}) {
     Tensor yg, sg;

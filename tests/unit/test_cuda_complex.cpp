@@ -49,17 +49,8 @@ TEST(CudaComplex, EveryElementwisePrimitiveTheCpuTakesComplexForHasACudaKernel) 
     const size_t n = p.kind == PrimKind::Unary ? 1 : p.kind == PrimKind::Binary ? 2 : 3;
     std::vector<Tensor> in(n, zeros({2}, kComplex64));
     if (p.name == "where") in[0] = zeros({2}, kBool);
-    bool cpu = true;
-    try {
-      (void)p.infer(in, {});
-    } catch (const Error&) {
-      cpu = false;
-    }
-    bool gpu = false;
-    for (const Kernel& k : p.kernels)
-      gpu |= k.device == DeviceType::CUDA && (!k.supports || k.supports(in, {}));
-    EXPECT_EQ(gpu, cpu) << p.name << ": the CPU " << (cpu ? "accepts" : "refuses")
-                        << " complex64, CUDA " << (gpu ? "has a kernel" : "has none");
+    const bool gpu =
+        cuda_test::expect_cuda_kernel_iff_cpu_takes(p, in, {}, std::string(p.name) + " complex64");
     ++checked;
     cuda_kernels += gpu;
   }

@@ -5,7 +5,8 @@
 // off (heuristics) and on (timed search); the cache of chosen algorithms (a repeat call runs the
 // remembered algorithm and gives the same bits; deterministic mode chooses deterministic
 // algorithms); autocast on CUDA producing 16-bit outputs; benchmark mode in float32 / float64.
-// Every test skips (GTEST_SKIP) without a CUDA device; they compile wherever the project does.
+// Every test skips (GTEST_SKIP) without a CUDA device or in a build without cuDNN; they compile
+// wherever the project does.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -123,7 +124,7 @@ std::optional<cd::AlgoChoice> remembered(cd::ConvPass pass, const detail::ConvGe
 }
 
 TEST(CudaConvHalf, ConvMatchesFloat64) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(41);
   int native = 0, calls = 0;
   for (DType dt : {kFloat16, kBFloat16})
@@ -156,7 +157,7 @@ TEST(CudaConvHalf, ConvMatchesFloat64) {
 }
 
 TEST(CudaConvHalf, TransposeMatchesFloat64) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(42);
   for (DType dt : {kFloat16, kBFloat16})
     for (const Case& c : kCases) {
@@ -185,7 +186,7 @@ TEST(CudaConvHalf, TransposeMatchesFloat64) {
 }
 
 TEST(CudaConvHalf, WeightGradMatchesFloat64) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(43);
   for (DType dt : {kFloat16, kBFloat16})
     for (const Case& c : kCases) {
@@ -229,7 +230,7 @@ std::optional<cd::AlgoChoice> expect_repeatable(F&& f, cd::ConvPass pass, const 
 }
 
 TEST(CudaConvHalf, RepeatCallsUseTheRememberedDeterministicAlgorithm) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(44);
   const Case& c = kRepeatCase;
   DeterministicMode det(true);
@@ -271,7 +272,7 @@ TEST(CudaConvHalf, RepeatCallsUseTheRememberedDeterministicAlgorithm) {
 }
 
 TEST(CudaConvHalf, BenchmarkModeInFloat32AndFloat64MatchesTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(45);
   BenchmarkMode mode(true);
   ASSERT_FALSE(cuda::allow_tf32());  // a timed search must not pick TF32 algorithms either
@@ -298,7 +299,7 @@ TEST(CudaConvHalf, BenchmarkModeInFloat32AndFloat64MatchesTheCpu) {
 // Under autocast, conv on CUDA runs in the autocast dtype (natively: the forward's remembered
 // choice is an algorithm), and the float32 parameters get float32 gradients.
 TEST(CudaConvHalf, AutocastConvRunsIn16Bits) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(46);
   const Case& c = tensor_core_case();
   for (DType dt : {kFloat16, kBFloat16}) {

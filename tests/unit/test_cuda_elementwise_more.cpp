@@ -121,18 +121,8 @@ TEST(CudaElementwiseMore, EveryRealDtypeTheCpuTakesHasACudaKernel) {
     for (DType dt : real) {
       std::vector<Tensor> in(n, zeros({2}, dt));
       if (p.name == "where") in[0] = zeros({2}, kBool);
-      bool cpu = true;
-      try {
-        (void)p.infer(in, {});
-      } catch (const Error&) {
-        cpu = false;
-      }
-      bool gpu = false;
-      for (const Kernel& k : p.kernels)
-        gpu |= k.device == DeviceType::CUDA && (!k.supports || k.supports(in, {}));
-      EXPECT_EQ(gpu, cpu) << p.name << " " << dtype_name(dt) << ": the CPU "
-                          << (cpu ? "accepts" : "refuses") << " it, CUDA "
-                          << (gpu ? "has a kernel" : "has none");
+      (void)cuda_test::expect_cuda_kernel_iff_cpu_takes(
+          p, in, {}, std::string(p.name) + " " + std::string(dtype_name(dt)));
       ++checked;
     }
   }

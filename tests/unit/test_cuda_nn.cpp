@@ -2,7 +2,8 @@
 // inputs: each primitive over 1-d, 2-d and 3-d geometries (stride, padding, dilation, groups,
 // ceil_mode, count_include_pad, strided inputs, ties and NaNs), their gradients through
 // autograd, and ten training steps of LeNet-5 on cuda:0 against the same steps on the CPU.
-// Every test skips (GTEST_SKIP) when tessera::cuda::is_available() is false.
+// Every test skips (GTEST_SKIP) when tessera::cuda::is_available() is false; the convolution and
+// LeNet tests also in a build without cuDNN (no CUDA convolutions).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -61,7 +62,7 @@ Tensor cpu_randn(const Shape& s, DType dt) { return randn(s, kFloat64).to(dt); }
 Tensor leaf(const Tensor& t, Device d) { return t.to(d).detach().requires_grad_(); }
 
 TEST(CudaConv, ForwardMatchesTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(11);
   for (const ConvTol& tol : kConvTols)
     for (const ConvCase& c : kConvCases) {
@@ -79,7 +80,7 @@ TEST(CudaConv, ForwardMatchesTheCpu) {
 }
 
 TEST(CudaConv, StridedInputsArePackedFirst) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(12);
   // Views made on each device: x with H and W swapped, w and b sliced.
   const Tensor xb = randn({2, 3, 10, 9}, kFloat32), wb = randn({4, 3, 3, 5}, kFloat32);
@@ -91,7 +92,7 @@ TEST(CudaConv, StridedInputsArePackedFirst) {
 }
 
 TEST(CudaConv, TransposeMatchesTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(13);
   for (const ConvTol& tol : kConvTols)
     for (const ConvCase& c : kConvCases) {
@@ -113,7 +114,7 @@ TEST(CudaConv, TransposeMatchesTheCpu) {
 // output_padding >= stride (allowed when the dilation is larger): the grid side is a prefix
 // of the whole convolution output, which the kernel pads with zeros for cuDNN.
 TEST(CudaConv, TransposeWithOutputPaddingPastTheStride) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(14);
   const Tensor x = randn({2, 3, 6, 5}, kFloat64), w = randn({3, 2, 3, 3}, kFloat64);
   const Tensor want = conv_transpose2d(x, w, {}, {1}, {1}, {2, 1}, 1, {3, 2});
@@ -131,7 +132,7 @@ TEST(CudaConv, TransposeWithOutputPaddingPastTheStride) {
 
 // conv's vjp calls conv_transpose (dx) and conv_weight_grad (dw), and sums dy for the bias.
 TEST(CudaConv, GradientsMatchTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(15);
   for (const ConvTol& tol : kConvTols)
     for (const ConvCase& c : kConvCases) {
@@ -154,7 +155,7 @@ TEST(CudaConv, GradientsMatchTheCpu) {
 // Zero input channels or an empty batch: sums over nothing (cuDNN refuses those shapes, the
 // kernels write zeros and add the bias).
 TEST(CudaConv, EmptySums) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(17);
   const Tensor b = randn({4}, kFloat32);
   const Tensor x0 = randn({2, 0, 5, 5}, kFloat32), w0 = randn({4, 0, 3, 3}, kFloat32);
@@ -170,7 +171,7 @@ TEST(CudaConv, EmptySums) {
 }
 
 TEST(CudaConv, Tf32IsOffUnlessAllowed) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(16);
   // Large enough that TF32 (10-bit mantissa) would miss the float32 tolerance by far.
   const Tensor x = randn({4, 64, 16, 16}, kFloat32), w = randn({64, 64, 3, 3}, kFloat32);
@@ -341,7 +342,7 @@ std::vector<double> train(nn::Sequential& net, const Tensor& images, const Tenso
 }
 
 TEST(CudaLeNet, TenTrainingStepsMatchTheCpu) {
-  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_CUDNN();
   manual_seed(31);
   auto cpu_net = lenet();
   auto gpu_net = lenet();

@@ -160,6 +160,37 @@ TEST(CudaIndexing, OutOfRangeIndexIsAnIndexErrorAtTheNextSynchronization) {
   EXPECT_EQ(values(ok), (std::vector<double>{4.0, 5.0}));
 }
 
+// An empty result still has its indices checked, as the CPU does: index_select of a tensor
+// with another dim of size 0, scatter_add into a dim of size 0 (every index out of range).
+TEST(CudaIndexing, EmptyResultsStillCheckTheirIndices) {
+  SKIP_WITHOUT_GPU();
+  const auto expect_raise = [](const std::string& op, const std::string& size) {
+    try {
+      cuda::synchronize();
+      ADD_FAILURE() << op << ": no IndexError";
+    } catch (const IndexError& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("out of bounds for a dim of size " + size), std::string::npos) << msg;
+    }
+    EXPECT_NO_THROW(cuda::synchronize());  // cleared
+  };
+  const Tensor x = zeros({0, 5}, kFloat32), bad = tensor<int64_t>({1, 7});
+  EXPECT_THROW((void)index_select(x, 1, bad), IndexError);  // the CPU
+  Tensor y;
+  EXPECT_NO_THROW(y = index_select(x.to(kGpu), 1, bad.to(kGpu)));  // checked on the device
+  EXPECT_EQ(y.shape(), (Shape{0, 2}));
+  expect_raise("index_select", "5");
+  (void)index_select(x.to(kGpu), 1, tensor<int64_t>({4, 0}).to(kGpu));
+  EXPECT_NO_THROW(cuda::synchronize());  // good indices: no error
+  const Tensor z = zeros({2, 0}, kFloat32), i = zeros({2, 1}, kInt64), src = ones({2, 1});
+  EXPECT_THROW((void)scatter_add(z, 1, i, src), IndexError);  // the CPU
+  Tensor w;
+  EXPECT_NO_THROW(w = scatter_add(z.to(kGpu), 1, i.to(kGpu), src.to(kGpu)));
+  EXPECT_EQ(w.shape(), (Shape{2, 0}));
+  expect_raise("scatter_add", "0");
+}
+
 // ---- argmax / argmin ------------------------------------------------------------------------
 
 TEST(CudaIndexing, ArgmaxArgminMatchTheCpuWithTiesAndNaN) {

@@ -47,11 +47,26 @@ void gather_kernel(Inputs in, Outputs out, const Attrs& a) {
   launched(dev, "gather");
 }
 
-// index_select is gather with the 1-d index broadcast over the other dims.
+// index_select is gather with the 1-d index broadcast over the other dims. An empty result
+// (another dim of x is 0) still has its indices checked, as on the CPU: gather's check-only
+// mode walks the index alone and reads nothing.
 void index_select_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &idx = in[1], &y = out[0];
-  if (y.numel() == 0) return;
   const int64_t dim = a.get<int64_t>("dim");
+  if (y.numel() == 0) {
+    if (idx.numel() == 0) return;
+    const Strides none{0}, si{idx.strides()[0]};
+    const std::array<const int64_t*, 3> strides{none.data(), none.data(), si.data()};
+    const std::array<const void*, 3> ptrs{nullptr, nullptr, nullptr};
+    const k::Geometry g = make_geometry(idx.shape(), strides, ptrs, "index_select");
+    const int dev = y.device().index;
+    DeviceGuard guard(dev);
+    k::gather(k::kIndexSelect, static_cast<int>(y.itemsize()), nullptr, idx.data_ptr<int64_t>(),
+              nullptr, g, 0, x.shape()[static_cast<size_t>(dim)], index_fault(dev),
+              current_stream(dev));
+    launched(dev, "index_select");
+    return;
+  }
   Strides si(y.shape().size(), 0);
   si[static_cast<size_t>(dim)] = idx.strides()[0];
   const Along w = along(y.shape(), y, x, si, x, dim, "index_select");
@@ -65,9 +80,10 @@ void index_select_kernel(Inputs in, Outputs out, const Attrs& a) {
 // out = x, then out[.. idx ..] += src over index's shape, in every dtype (atomic adds: the
 // order of the adds into one element varies, so float sums can differ from the CPU's in the
 // last bits; float16 and bfloat16 add in 16 bits, one rounding per add, as the CPU does).
+// An empty y with a nonempty index has a dim of size 0 along `dim` (the index fits inside y
+// elsewhere): every index is out of range and recorded, nothing is written, as the CPU raises.
 void scatter_add_kernel(Inputs in, Outputs out, const Attrs& a) {
   const Tensor &x = in[0], &idx = in[1], &src = in[2], &y = out[0];
-  if (y.numel() == 0) return;
   convert_into(x, y, "scatter_add");
   if (idx.numel() == 0) return;
   const int64_t dim = a.get<int64_t>("dim");

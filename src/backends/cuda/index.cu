@@ -22,10 +22,10 @@ __global__ void gather_kernel(int op, const W* x, const int64_t* idx, W* out, Ge
     const int64_t v = idx[o[2]];
     if (v < 0 || v >= dim_size) {
       record_fault(fault, op, v, dim_size);
-      out[o[0]] = W(0);
+      if (out != nullptr) out[o[0]] = W(0);
       continue;
     }
-    out[o[0]] = x[o[1] + v * dim_stride];
+    if (out != nullptr) out[o[0]] = x[o[1] + v * dim_stride];
   }
 }
 

@@ -185,6 +185,7 @@ enum ArithFault : int32_t { kFloorDivideByZero = 64, kRemainderByZero };
 /// out (operand 0) = x (operand 1, its stride along the indexed dim zeroed) moved along the
 /// indexed dim by idx (operand 2, int64): out[o] = x[o1 + idx[o2] * dim_stride]. Elements of
 /// `width` bytes; an index outside [0, dim_size) writes 0 and is recorded in `fault` as `op`.
+/// With x and out null the indices are only checked (an empty result: nothing is read).
 void gather(int op, int width, const void* x, const int64_t* idx, void* out, const Geometry& g,
             int64_t dim_stride, int64_t dim_size, IndexFault* fault, void* stream);
 /// out (operand 0, stride along the dim zeroed) [o0 + idx[o2] * dim_stride] += src (operand 1)
