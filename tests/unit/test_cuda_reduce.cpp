@@ -97,6 +97,39 @@ TEST(CudaReduce, LongRowsAreSplitAndCombined) {
   EXPECT_EQ(values(a.sum()), values(a.sum()));
 }
 
+// Rows with one stride load several elements per thread at once (reduce.cu's unrolled loop);
+// rows whose dims do not merge take the general loop. Each thread adds the same elements in the
+// same order on both, so a padded copy of the same values (dims [200, 200] with a row stride of
+// 201: two dims) sums to the same bits, on one pass and on two (the split path), and the
+// unrolled loop's remainders (lengths off a multiple of 8 * threads) lose nothing.
+TEST(CudaReduce, OneStrideRowsGiveTheGeneralLoopsBits) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(9);
+  for (const Tol& tol : kTols)
+    for (int64_t rows : {3, 2000}) {  // 3 rows of 40000: split; 2000: one pass
+      const Tensor x = (rand({rows, 200, 200}, kFloat64) + 0.5).to(tol.dtype).to(kGpu);
+      Tensor padded = empty({rows, 200, 201}, TensorOptions(tol.dtype, kGpu));
+      padded = padded.slice(2, 0, 200);
+      padded.copy_(x);
+      for (const char* op : {"sum", "amax", "amin"}) {
+        const auto run = [&](const Tensor& t) {
+          const Dims dims{1, 2};
+          return std::string(op) == "sum"    ? sum(t, dims)
+                 : std::string(op) == "amax" ? amax(t, dims)
+                                             : amin(t, dims);
+        };
+        cuda_test::expect_bits(run(padded), run(x).to(Device::cpu()),
+                               label(op, tol, x, {1, 2}, false) + " padded");
+      }
+    }
+  // Remainders: lengths around 8 * 256 elements per thread round.
+  for (int64_t n : {2047, 2048, 2049, 4095, 4097, 16383}) {
+    const Tensor x = rand({2, n}, kFloat64) + 0.5;
+    expect_close(sum(x.to(kGpu), {1}), sum(x, {1}), 1e-12, 0,
+                 "sum f64 length " + std::to_string(n));
+  }
+}
+
 TEST(CudaReduce, SpecialValuesAndEmptyReductionsLikeTheCpu) {
   SKIP_WITHOUT_GPU();
   const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
