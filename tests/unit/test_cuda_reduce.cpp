@@ -203,12 +203,15 @@ TEST(CudaSoftmax, RegisterPathAndItsBoundsMatchTheCpu) {
     for (int64_t n : {per_vec, 3 * per_vec, int64_t{4096}, most - per_vec, most, most + per_vec})
       bases.push_back((randn({3, n}, kFloat64) * 4).to(tol.dtype));
     bases.push_back((randn({70000, per_vec}, kFloat64) * 4).to(tol.dtype));  // > 65535 blocks
-    const Tensor wide = (randn({5, 2 * per_vec + 3}, kFloat64) * 4).to(tol.dtype);
-    // Views made on each device: padded rows, and rows starting off the vector boundary.
+    const Tensor wide = (randn({5, 3 * per_vec}, kFloat64) * 4).to(tol.dtype);
+    // Views made on each device.
     using View = std::function<Tensor(const Tensor&)>;
     std::vector<std::pair<Tensor, View>> cases;
     for (const Tensor& b : bases) cases.emplace_back(b, [](const Tensor& t) { return t; });
+    // Padded rows on the vector grid (the register path); a length off the vector width and
+    // rows starting one element into a vector (the general kernel).
     cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 0, 2 * per_vec); });
+    cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 0, 3 * per_vec - 1); });
     cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 1, 1 + per_vec); });
     // A copy one element into its storage (unaligned: the general kernel).
     cases.emplace_back(bases[2], [](const Tensor& t) {
