@@ -250,10 +250,12 @@ struct Group {
         count(kWarp ? static_cast<int>(blockDim.x / 32) : 1) {}
 };
 
+// Block rows launch up to 1024 threads: at most 64 registers each, or the launch fails (ptxas
+// gives the block kernels 80 when compiling for sm_100 without the bound).
 template <class T, bool kWarp>
-__global__ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>* mean,
-                                Acc<T>* rstd, int64_t rows, int64_t n, Acc<T> eps, bool vec,
-                                bool cache) {
+__global__ void __launch_bounds__(kWarp ? 32 * kLayerNormWarpRowsPerBlock : 1024)
+    layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>* mean, Acc<T>* rstd,
+                    int64_t rows, int64_t n, Acc<T> eps, bool vec, bool cache) {
   using A = Acc<T>;
   extern __shared__ __align__(16) unsigned char row_cache[];
   const Group<kWarp> g;
@@ -274,9 +276,9 @@ __global__ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>
 }
 
 template <class T, bool kWarp>
-__global__ void layer_norm_backward_rows(const T* dy, const T* x, const Acc<T>* mean,
-                                         const Acc<T>* rstd, const T* w, T* dx, int64_t rows,
-                                         int64_t n, bool vec, bool cache) {
+__global__ void __launch_bounds__(kWarp ? 32 * kLayerNormWarpRowsPerBlock : 1024)
+    layer_norm_backward_rows(const T* dy, const T* x, const Acc<T>* mean, const Acc<T>* rstd,
+                             const T* w, T* dx, int64_t rows, int64_t n, bool vec, bool cache) {
   using A = Acc<T>;
   extern __shared__ __align__(16) unsigned char row_cache[];
   const Group<kWarp> g;
