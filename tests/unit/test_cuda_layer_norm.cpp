@@ -6,11 +6,13 @@
 // Every test skips (GTEST_SKIP) when tessera::cuda::is_available() is false.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "backends/cuda/layer_norm_kernels.h"
 #include "cuda_test_util.h"
 #include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
@@ -159,6 +161,78 @@ TEST(CudaLayerNorm, SpecialValuesAndEmptyShapesMatchTheCpu) {
   EXPECT_EQ(g0[0].shape(), (Shape{0, 8}));
   for (size_t o = 1; o < 3; ++o)
     for (double v : cuda_test::values(g0[o])) EXPECT_EQ(v, 0.0);
+}
+
+// Block rows whose cached bytes reach the 48 KB a block may use without an opt-in: the block
+// kernels' own shared memory (their warp partial sums) counts against the same 48 KB, so rows
+// that fill it exactly (12288 float32 forward, 6144 float32 backward, ...) must not be cached:
+// the launch would fail with cudaErrorInvalidValue ("invalid argument").
+TEST(CudaLayerNorm, RowsAtTheSharedMemoryLimitMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(24);
+  const Primitive& bw = prim("layer_norm_backward");
+  // Exactly 48 KB of one array (forward) or two (backward) per dtype, and just below it.
+  const std::vector<std::pair<DType, std::vector<int64_t>>> lengths = {
+      {kFloat32, {6144, 6130, 12288, 12260}},
+      {kFloat64, {3072, 3060, 6144, 6120}},
+      {kFloat16, {12288, 12260, 24576, 24520}},
+      {kBFloat16, {12288, 24576}}};
+  for (const auto& [dt, ns] : lengths) {
+    const Tol& tol = *std::find_if(kTols.begin(), kTols.end(),
+                                   [dt = dt](const Tol& t) { return t.dtype == dt; });
+    for (int64_t n : ns) {
+      const Shape2 s{{2, n}, 1};
+      const Tensor x = (randn(s.shape, kFloat64) * 2 + 1).to(dt), dy = randn(s.shape).to(dt);
+      const Tensor w = (rand({n}, kFloat64) + 0.5).to(dt), b = randn({n}, kFloat64).to(dt);
+      auto [y, mean, rstd] = native_layer_norm(x, 1, w, b);
+      auto [yg, mg, rg] = native_layer_norm(x.to(kGpu), 1, w.to(kGpu), b.to(kGpu));
+      const std::string label = what("layer_norm", tol, s, "contiguous", "weight, bias");
+      expect_close(yg, y, tol.rtol, tol.atol, label + " y");
+      expect_close(mg, mean, tol.rtol, tol.atol, label + " mean");
+      expect_close(rg, rstd, tol.rtol, tol.atol, label + " rstd");
+      const Attrs a{{"ndim", int64_t{1}}, {"weight_grads", true}};
+      const std::vector<Tensor> want = dispatch(bw, std::vector<Tensor>{dy, x, mean, rstd, w}, a);
+      const std::vector<Tensor> got = dispatch(
+          bw,
+          std::vector<Tensor>{dy.to(kGpu), x.to(kGpu), mean.to(kGpu), rstd.to(kGpu), w.to(kGpu)},
+          a);
+      ASSERT_EQ(got.size(), want.size());
+      expect_close(got[0], want[0], tol.rtol * 4, tol.atol * 4, label + " dx");
+      for (size_t o = 1; o < got.size(); ++o)
+        expect_close(got[o], want[o], tol.rtol * 4, tol.atol * 8, label + " dw/db");
+    }
+  }
+}
+
+// The launch plan on the host: whatever a block caches, with the kernel's own shared memory,
+// stays within the 48 KB a launch may use without an opt-in (runs without a GPU).
+TEST(CudaLayerNormOnTheHost, LaunchesStayWithinTheSharedMemoryLimit) {
+  for (int elem : {2, 4, 8})
+    for (int arrays : {1, 2})
+      for (bool aligned : {false, true})
+        for (int64_t n = 1; n <= 40000; ++n) {
+          const int acc = elem == 8 ? 8 : 4;
+          const cuda::k::LayerNormRowLaunch l =
+              cuda::k::layer_norm_row_launch(3, n, elem, acc, aligned, arrays);
+          const std::string at = "elem " + std::to_string(elem) + " arrays " +
+                                 std::to_string(arrays) + " n " + std::to_string(n);
+          ASSERT_LE(l.smem + l.static_smem, cuda::k::kLayerNormSharedLimit) << at;
+          ASSERT_EQ(l.warp, n <= cuda::k::kLayerNormWarpRow) << at;
+          ASSERT_EQ(l.static_smem, l.warp ? 0 : 32 * acc) << at;
+          ASSERT_EQ(l.cache, l.smem > 0) << at;
+          // Rows are cached whenever they fit, so the plan loses nothing it need not.
+          const int64_t rows_per_block = l.warp ? cuda::k::kLayerNormWarpRowsPerBlock : 1;
+          ASSERT_EQ(l.cache, rows_per_block * arrays * n * elem + l.static_smem <=
+                                 cuda::k::kLayerNormSharedLimit)
+              << at;
+          ASSERT_TRUE(l.threads >= 32 && l.threads <= 1024 && l.threads % 32 == 0) << at;
+          ASSERT_GE(l.blocks, 1u) << at;
+        }
+  // The lengths of RowsAtTheSharedMemoryLimitMatchTheCpu are not cached at 48 KB exactly.
+  EXPECT_FALSE(cuda::k::layer_norm_row_launch(2, 12288, 4, 4, true, 1).cache);
+  EXPECT_FALSE(cuda::k::layer_norm_row_launch(2, 6144, 4, 4, true, 2).cache);
+  EXPECT_TRUE(cuda::k::layer_norm_row_launch(2, 12256, 4, 4, true, 1).cache);
+  EXPECT_EQ(cuda::k::layer_norm_row_launch(2, 12256, 4, 4, true, 1).smem + 128, 48 * 1024);
 }
 
 // nn::LayerNorm forward and backward on the GPU (autograd: the fused backward, its weight

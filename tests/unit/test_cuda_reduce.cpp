@@ -5,10 +5,12 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "backends/cuda/softmax_plan.h"
 #include "cuda_test_util.h"
 #include "tessera/runtime/cuda.h"
 #include "tessera/tessera.h"
@@ -95,6 +97,39 @@ TEST(CudaReduce, LongRowsAreSplitAndCombined) {
   EXPECT_EQ(values(a.sum()), values(a.sum()));
 }
 
+// Rows with one stride load several elements per thread at once (reduce.cu's unrolled loop);
+// rows whose dims do not merge take the general loop. Each thread adds the same elements in the
+// same order on both, so a padded copy of the same values (dims [200, 200] with a row stride of
+// 201: two dims) sums to the same bits, on one pass and on two (the split path), and the
+// unrolled loop's remainders (lengths off a multiple of 8 * threads) lose nothing.
+TEST(CudaReduce, OneStrideRowsGiveTheGeneralLoopsBits) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(9);
+  for (const Tol& tol : kTols)
+    for (int64_t rows : {3, 2000}) {  // 3 rows of 40000: split; 2000: one pass
+      const Tensor x = (rand({rows, 200, 200}, kFloat64) + 0.5).to(tol.dtype).to(kGpu);
+      Tensor padded = empty({rows, 200, 201}, TensorOptions(tol.dtype, kGpu));
+      padded = padded.slice(2, 0, 200);
+      padded.copy_(x);
+      for (const char* op : {"sum", "amax", "amin"}) {
+        const auto run = [&](const Tensor& t) {
+          const Dims dims{1, 2};
+          return std::string(op) == "sum"    ? sum(t, dims)
+                 : std::string(op) == "amax" ? amax(t, dims)
+                                             : amin(t, dims);
+        };
+        cuda_test::expect_bits(run(padded), run(x).to(Device::cpu()),
+                               label(op, tol, x, {1, 2}, false) + " padded");
+      }
+    }
+  // Remainders: lengths around 8 * 256 elements per thread round.
+  for (int64_t n : {2047, 2048, 2049, 4095, 4097, 16383}) {
+    const Tensor x = rand({2, n}, kFloat64) + 0.5;
+    expect_close(sum(x.to(kGpu), {1}), sum(x, {1}), 1e-12, 0,
+                 "sum f64 length " + std::to_string(n));
+  }
+}
+
 TEST(CudaReduce, SpecialValuesAndEmptyReductionsLikeTheCpu) {
   SKIP_WITHOUT_GPU();
   const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
@@ -149,6 +184,105 @@ TEST(CudaSoftmax, SoftmaxAndLogSoftmaxMatchTheCpuAlongAnyDim) {
   }
   const Tensor scalar = tensor<float>({3}, Shape{});
   expect_close(softmax(scalar.to(kGpu), 0), softmax(scalar, 0), 0, 0, "0-d softmax");
+}
+
+// Lanes contiguous in memory, of whole 16-byte vectors starting aligned, take the register
+// path (softmax_plan.h): a block of up to 1024 threads holding four vectors each. Its bounds
+// (the largest lane per dtype, 1024 threads: 64 registers at most), lanes just past them and
+// unaligned or padded lanes (the general kernel), more lanes than blocks, special values.
+TEST(CudaSoftmax, RegisterPathAndItsBoundsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(8);
+  const std::vector<Tol> tols = {{kFloat32, 1e-5, 1e-6, 0},
+                                 {kFloat64, 1e-12, 1e-14, 0},
+                                 {kFloat16, 2e-3, 1e-3, 0},
+                                 {kBFloat16, 1.6e-2, 1e-2, 0}};
+  for (const Tol& tol : tols) {
+    const auto per_vec = static_cast<int64_t>(16 / itemsize(tol.dtype)), most = 4 * 1024 * per_vec;
+    std::vector<Tensor> bases;
+    for (int64_t n : {per_vec, 3 * per_vec, int64_t{4096}, most - per_vec, most, most + per_vec})
+      bases.push_back((randn({3, n}, kFloat64) * 4).to(tol.dtype));
+    bases.push_back((randn({70000, per_vec}, kFloat64) * 4).to(tol.dtype));  // > 65535 blocks
+    const Tensor wide = (randn({5, 3 * per_vec}, kFloat64) * 4).to(tol.dtype);
+    // Views made on each device.
+    using View = std::function<Tensor(const Tensor&)>;
+    std::vector<std::pair<Tensor, View>> cases;
+    for (const Tensor& b : bases) cases.emplace_back(b, [](const Tensor& t) { return t; });
+    // Padded rows on the vector grid (the register path); a length off the vector width and
+    // rows starting one element into a vector (the general kernel).
+    cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 0, 2 * per_vec); });
+    cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 0, 3 * per_vec - 1); });
+    cases.emplace_back(wide, [=](const Tensor& t) { return t.slice(1, 1, 1 + per_vec); });
+    // A copy one element into its storage (unaligned: the general kernel).
+    cases.emplace_back(bases[2], [](const Tensor& t) {
+      Tensor flat = empty({t.numel() + 1}, TensorOptions(t.dtype(), t.device()));
+      flat.slice(0, 1, std::nullopt).copy_(t.reshape({-1}));
+      return flat.slice(0, 1, std::nullopt).view(t.shape());
+    });
+    for (const auto& [base, view] : cases) {
+      const Tensor x = view(base), xg = view(base.to(kGpu));
+      const std::string what = std::string(dtype_name(tol.dtype)) + " " + shape_str(x.shape());
+      expect_close(softmax(xg, -1), softmax(x, -1), tol.rtol, tol.atol, "softmax " + what);
+      expect_close(log_softmax(xg, -1), log_softmax(x, -1), tol.rtol, tol.atol * 10,
+                   "log_softmax " + what);
+    }
+  }
+  // Special values in vector lanes: -inf entries, an all -inf lane, a NaN lane.
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  std::vector<double> v(3 * 8, 1.0);
+  for (int j = 0; j < 8; ++j) v[static_cast<size_t>(8 + j)] = -inf;
+  v[3] = -inf;
+  v[16 + 5] = nan;
+  const Tensor sp = tensor<double>(v, Shape{3, 8});
+  for (DType dt : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    const Tensor c = sp.to(dt);
+    expect_close(softmax(c.to(kGpu), -1), softmax(c, -1), 1e-2, 1e-6, "softmax special vectors");
+    expect_close(log_softmax(c.to(kGpu), -1), log_softmax(c, -1), 1e-2, 1e-6,
+                 "log_softmax special vectors");
+  }
+}
+
+// The register path's plan on the host (runs without a GPU): the smallest power-of-two block
+// of 32 to 1024 threads whose four vectors each cover the lane, and only for contiguous lanes of
+// whole vectors starting 16-byte aligned.
+TEST(CudaSoftmaxOnTheHost, RegisterPathPlan) {
+  using cuda::k::softmax_vector_threads;
+  for (int elem : {2, 4, 8}) {
+    const int64_t per_vec = 16 / elem;
+    for (int64_t n = 1; n <= 4 * 1024 * per_vec + 64; ++n) {
+      const unsigned t = softmax_vector_threads(n, elem, 1, 1, true);
+      const int64_t vecs = n / per_vec;
+      if (n % per_vec != 0 || vecs > 4 * 1024) {
+        ASSERT_EQ(t, 0u) << "elem " << elem << " n " << n;
+        continue;
+      }
+      ASSERT_TRUE(t >= 32 && t <= 1024 && (t & (t - 1)) == 0) << "elem " << elem << " n " << n;
+      ASSERT_GE(int64_t{t} * 4, vecs) << "elem " << elem << " n " << n;
+      if (t > 32) {
+        ASSERT_LT(int64_t{t / 2} * 4, vecs) << "elem " << elem << " n " << n;
+      }
+    }
+  }
+  EXPECT_EQ(softmax_vector_threads(4096, 4, 1, 1, true), 256u);  // the benchmark's rows
+  EXPECT_EQ(softmax_vector_threads(4096, 4, 2, 1, true), 0u);
+  EXPECT_EQ(softmax_vector_threads(4096, 4, 1, 4096, true), 0u);
+  EXPECT_EQ(softmax_vector_threads(4096, 4, 1, 1, false), 0u);
+  EXPECT_EQ(softmax_vector_threads(0, 4, 1, 1, true), 0u);
+  // Lane starts: base pointers and every stride of the starts' geometry, for both operands.
+  alignas(16) static float buf[8];
+  cuda::k::Geometry rows;
+  rows.ndim = 1;
+  rows.numel = rows.sizes[0] = 3;
+  rows.strides[0][0] = rows.strides[1][0] = 8;
+  EXPECT_TRUE(cuda::k::softmax_starts_aligned(rows, buf, buf, 4));
+  EXPECT_FALSE(cuda::k::softmax_starts_aligned(rows, buf + 1, buf, 4));
+  EXPECT_FALSE(cuda::k::softmax_starts_aligned(rows, buf, buf + 2, 4));
+  EXPECT_TRUE(cuda::k::softmax_starts_aligned(rows, buf, buf, 8));
+  rows.strides[1][0] = 6;
+  EXPECT_FALSE(cuda::k::softmax_starts_aligned(rows, buf, buf, 4));
+  EXPECT_TRUE(cuda::k::softmax_starts_aligned(rows, buf, buf, 8));
+  rows.strides[1][0] = 0;  // one input lane broadcast to every output lane
+  EXPECT_TRUE(cuda::k::softmax_starts_aligned(rows, buf, buf, 4));
 }
 
 // ---- comparisons ---------------------------------------------------------------------------

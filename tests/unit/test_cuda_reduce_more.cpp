@@ -118,6 +118,39 @@ TEST(CudaReduceMore, LongRowsAreSplitAndCombinedLikeTheCpu) {
   EXPECT_EQ(values(var(g)), values(var(g)));
 }
 
+// Rows with one stride load eight elements per thread at once (fold_rows.cuh); rows whose dims
+// do not merge take the general loop. Each thread folds the same elements in the same order on
+// both, so a padded copy of the same values (dims [100, 300] with a row stride of 301) gives
+// the same bits, split (3 rows) or not (1500 rows), for every op of the driver.
+TEST(CudaReduceMore, OneStrideRowsGiveTheGeneralLoopsBits) {
+  SKIP_WITHOUT_GPU();
+  manual_seed(25);
+  const auto padded_copy = [](const Tensor& x) {
+    Tensor p = empty({x.size(0), 100, 301}, TensorOptions(x.dtype(), kGpu)).slice(2, 0, 300);
+    p.copy_(x);
+    return p;
+  };
+  const Dims dims{1, 2};
+  for (int64_t rows : {3, 1500}) {
+    const Tensor x64 = randn({rows, 100, 300}, kFloat64) + 2.0;
+    for (DType dt : {kFloat32, kFloat64, kBFloat16}) {
+      const Tensor x = x64.to(dt).to(kGpu), p = padded_copy(x);
+      const std::string at = label("", dt, x, dims, false);
+      cuda_test::expect_bits(var(p, dims), var(x, dims).to(Device::cpu()), "var" + at);
+      cuda_test::expect_bits(logsumexp(p, dims), logsumexp(x, dims).to(Device::cpu()),
+                             "logsumexp" + at);
+      cuda_test::expect_bits(norm(p, 3.0, dims), norm(x, 3.0, dims).to(Device::cpu()), "norm" + at);
+      const Tensor q = (x * 1e-4 + 1.0).to(dt), qp = padded_copy(q);
+      cuda_test::expect_bits(prod(qp, dims), prod(q, dims).to(Device::cpu()), "prod" + at);
+    }
+    const Tensor i = (x64 * 1000).to(kInt32).to(kGpu), ip = padded_copy(i);
+    cuda_test::expect_bits(sum(ip, dims), sum(i, dims).to(Device::cpu()), "int sum");
+    cuda_test::expect_bits(amax(ip, dims), amax(i, dims).to(Device::cpu()), "int amax");
+    const Tensor z = x64.to(kComplex64).to(kGpu), zp = padded_copy(z);
+    cuda_test::expect_bits(sum(zp, dims), sum(z, dims).to(Device::cpu()), "complex sum");
+  }
+}
+
 TEST(CudaReduceMore, SpecialValuesAndEmptyReductionsLikeTheCpu) {
   SKIP_WITHOUT_GPU();
   const Tensor rows =

@@ -71,8 +71,12 @@ __device__ __forceinline__ A block_combine(const Op& op, A v, A id) {
   return v;
 }
 
+/// Elements a thread of a row with one stride loads before folding them (one load at a time
+/// leaves the memory bus mostly idle; the fold order, and so the result, is the same).
+inline constexpr int kFoldUnroll = 8;
+
 // Block b folds part b % splits of row b / splits: the result to out[b] (splits == 1) or the
-// accumulator to work[b].
+// accumulator to work[b]. Thread t folds elements begin + t, begin + t + blockDim.x, ... in order.
 template <class T, class O, class Op>
 __global__ void fold_rows(const T* in, O* out, typename Op::A* work, Geometry outer, Geometry inner,
                           int64_t n_out, int64_t n_red, int splits, Op op) {
@@ -87,7 +91,19 @@ __global__ void fold_rows(const T* in, O* out, typename Op::A* work, Geometry ou
     const int64_t begin = (b % splits) * chunk;
     const int64_t end = begin + chunk < n_red ? begin + chunk : n_red;
     A acc = id;
-    for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    int64_t j = begin + threadIdx.x;
+    const int64_t step = blockDim.x;
+    if (inner.ndim <= 1) {  // one stride: kFoldUnroll loads in flight, folded in the same order
+      const int64_t st = inner.ndim == 1 ? inner.strides[0][0] : 0;
+      for (; j + (kFoldUnroll - 1) * step < end; j += kFoldUnroll * step) {
+        T v[kFoldUnroll];
+#pragma unroll
+        for (int u = 0; u < kFoldUnroll; ++u) v[u] = row[(j + u * step) * st];
+#pragma unroll
+        for (int u = 0; u < kFoldUnroll; ++u) acc = op.fold(acc, value_of<V>(v[u]));
+      }
+    }
+    for (; j < end; j += step) {
       offsets<1>(inner, j, off);
       acc = op.fold(acc, value_of<V>(row[off[0]]));
     }

@@ -1,10 +1,11 @@
 // layer_norm and its backward over contiguous rows: a warp per row up to 1024 elements (eight
 // rows per block), a block per row beyond. Each thread owns fixed elements of the row (16-byte
 // vectors when every pointer is aligned and n a multiple of the vector), copies them to shared
-// memory on the first pass when the row fits (48 KB), and works from there: the row is read
-// from global memory once, written once. The two statistics are exact two-pass sums (the mean,
-// then the squared deviations), in float32 for the 16-bit floats and float32, float64 for
-// float64. The weight and bias gradients are column sums over the rows, a kernel of their own.
+// memory on the first pass when the rows fit (48 KB with the kernel's own shared memory: more
+// needs an opt-in), and works from there: the row is read from global memory once, written
+// once. The two statistics are exact two-pass sums (the mean, then the squared deviations), in
+// float32 for the 16-bit floats and float32, float64 for float64. The weight and bias gradients
+// are column sums over the rows, a kernel of their own.
 //
 // The per-thread passes are __host__ __device__ and see only (tid, size): a host harness can
 // run them thread by thread to check the index logic and arithmetic without a GPU. (Their
@@ -219,7 +220,7 @@ __device__ __forceinline__ A warp_sum(A v) {
 /// Every thread of the block gets the block's sum (warps combined in a fixed order).
 template <class A>
 __device__ __forceinline__ A block_sum(A v) {
-  __shared__ A part[32];
+  __shared__ A part[kLayerNormBlockParts];  // layer_norm_row_launch counts these bytes
   v = warp_sum(v);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nw = blockDim.x / 32;
   if (lane == 0) part[warp] = v;
@@ -249,10 +250,12 @@ struct Group {
         count(kWarp ? static_cast<int>(blockDim.x / 32) : 1) {}
 };
 
+// Block rows launch up to 1024 threads: at most 64 registers each, or the launch fails (ptxas
+// gives the block kernels 80 when compiling for sm_100 without the bound).
 template <class T, bool kWarp>
-__global__ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>* mean,
-                                Acc<T>* rstd, int64_t rows, int64_t n, Acc<T> eps, bool vec,
-                                bool cache) {
+__global__ void __launch_bounds__(kWarp ? 32 * kLayerNormWarpRowsPerBlock : 1024)
+    layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>* mean, Acc<T>* rstd,
+                    int64_t rows, int64_t n, Acc<T> eps, bool vec, bool cache) {
   using A = Acc<T>;
   extern __shared__ __align__(16) unsigned char row_cache[];
   const Group<kWarp> g;
@@ -273,9 +276,9 @@ __global__ void layer_norm_rows(const T* x, const T* w, const T* b, T* y, Acc<T>
 }
 
 template <class T, bool kWarp>
-__global__ void layer_norm_backward_rows(const T* dy, const T* x, const Acc<T>* mean,
-                                         const Acc<T>* rstd, const T* w, T* dx, int64_t rows,
-                                         int64_t n, bool vec, bool cache) {
+__global__ void __launch_bounds__(kWarp ? 32 * kLayerNormWarpRowsPerBlock : 1024)
+    layer_norm_backward_rows(const T* dy, const T* x, const Acc<T>* mean, const Acc<T>* rstd,
+                             const T* w, T* dx, int64_t rows, int64_t n, bool vec, bool cache) {
   using A = Acc<T>;
   extern __shared__ __align__(16) unsigned char row_cache[];
   const Group<kWarp> g;
@@ -340,41 +343,12 @@ __global__ void weight_grad_finish(const Acc<T>* work, int parts, int64_t n, T* 
 
 // ---- launches -------------------------------------------------------------------------------
 
-constexpr int64_t kMaxCache = 48 * 1024;  // dynamic shared memory without an opt-in
-constexpr int kWarpRowsPerBlock = 8;
-constexpr int64_t kMaxGrid = int64_t{1} << 30;
-
 bool aligned(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-/// Threads, blocks and cached bytes of a row kernel over `arrays` row arrays of T.
-struct RowLaunch {
-  bool warp, vec, cache;
-  unsigned threads, blocks;
-  size_t smem;
-};
-
 template <class T>
-RowLaunch row_launch(int64_t rows, int64_t n, bool vec, int arrays) {
-  RowLaunch l{};
-  l.warp = n <= kLayerNormWarpRow;
-  l.vec = vec && n % Vec<T>::kN == 0;
-  const int64_t per_group = static_cast<int64_t>(arrays) * n * static_cast<int64_t>(sizeof(T));
-  int64_t groups = 1;
-  if (l.warp) {
-    l.threads = 32 * kWarpRowsPerBlock;
-    groups = kWarpRowsPerBlock;
-  } else {
-    // About four vectors (or elements) per thread, 128 to 1024 threads.
-    const int64_t units = (l.vec ? n / Vec<T>::kN : n + 3) / 4;
-    unsigned t = 128;
-    while (t < 1024 && t < units) t *= 2;
-    l.threads = t;
-  }
-  l.cache = per_group * groups <= kMaxCache;
-  l.smem = l.cache ? static_cast<size_t>(per_group * groups) : 0;
-  const int64_t b = (rows + groups - 1) / groups;
-  l.blocks = static_cast<unsigned>(std::clamp<int64_t>(b, 1, kMaxGrid));
-  return l;
+LayerNormRowLaunch row_launch(int64_t rows, int64_t n, bool vec, int arrays) {
+  return layer_norm_row_launch(rows, n, static_cast<int>(sizeof(T)),
+                               static_cast<int>(sizeof(Acc<T>)), vec, arrays);
 }
 
 template <class T>
@@ -382,13 +356,13 @@ void launch_forward(const void* x, const void* w, const void* b, void* y, void* 
                     int64_t rows, int64_t n, double eps, cudaStream_t s) {
   using A = Acc<T>;
   if (rows == 0) return;
-  const RowLaunch l =
+  const LayerNormRowLaunch l =
       row_launch<T>(rows, n, aligned(x) && aligned(w) && aligned(b) && aligned(y), 1);
   auto kernel = l.warp ? layer_norm_rows<T, true> : layer_norm_rows<T, false>;
-  kernel<<<l.blocks, l.threads, l.smem, s>>>(static_cast<const T*>(x), static_cast<const T*>(w),
-                                             static_cast<const T*>(b), static_cast<T*>(y),
-                                             static_cast<A*>(mean), static_cast<A*>(rstd), rows, n,
-                                             static_cast<A>(eps), l.vec, l.cache);
+  kernel<<<l.blocks, l.threads, static_cast<size_t>(l.smem), s>>>(
+      static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b),
+      static_cast<T*>(y), static_cast<A*>(mean), static_cast<A*>(rstd), rows, n,
+      static_cast<A>(eps), l.vec, l.cache);
 }
 
 template <class T>
@@ -396,13 +370,13 @@ void launch_backward(const void* dy, const void* x, const void* mean, const void
                      const void* w, void* dx, int64_t rows, int64_t n, cudaStream_t s) {
   using A = Acc<T>;
   if (rows == 0 || n == 0) return;
-  const RowLaunch l =
+  const LayerNormRowLaunch l =
       row_launch<T>(rows, n, aligned(dy) && aligned(x) && aligned(w) && aligned(dx), 2);
   auto kernel = l.warp ? layer_norm_backward_rows<T, true> : layer_norm_backward_rows<T, false>;
-  kernel<<<l.blocks, l.threads, l.smem, s>>>(static_cast<const T*>(dy), static_cast<const T*>(x),
-                                             static_cast<const A*>(mean),
-                                             static_cast<const A*>(rstd), static_cast<const T*>(w),
-                                             static_cast<T*>(dx), rows, n, l.vec, l.cache);
+  kernel<<<l.blocks, l.threads, static_cast<size_t>(l.smem), s>>>(
+      static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<const A*>(mean),
+      static_cast<const A*>(rstd), static_cast<const T*>(w), static_cast<T*>(dx), rows, n, l.vec,
+      l.cache);
 }
 
 template <class T>

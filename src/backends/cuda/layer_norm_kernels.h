@@ -10,6 +10,49 @@ namespace tessera::cuda::k {
 
 /// Rows up to this long get a warp each (eight rows per block); longer rows a block each.
 inline constexpr int64_t kLayerNormWarpRow = 1024;
+inline constexpr int kLayerNormWarpRowsPerBlock = 8;
+/// Shared memory a block may use without cudaFuncSetAttribute: 48 KiB, static and dynamic
+/// together (a launch past it fails with cudaErrorInvalidValue).
+inline constexpr int64_t kLayerNormSharedLimit = 48 * 1024;
+/// The block-row kernels' static shared memory: the partial sums of up to 32 warps.
+inline constexpr int kLayerNormBlockParts = 32;
+
+/// How the row kernels of layer_norm (arrays = 1: x) and its backward (arrays = 2: dy and x)
+/// launch for `rows` rows of n elements of `elem` bytes, accumulated in `acc` bytes (float or
+/// double): a warp per row or a block per row, 16-byte vectors when `aligned` (every pointer)
+/// and n a multiple of the vector, and the rows cached in dynamic shared memory when that fits
+/// beside the kernel's static shared memory.
+struct LayerNormRowLaunch {
+  bool warp = false, vec = false, cache = false;
+  unsigned threads = 0, blocks = 0;
+  int64_t smem = 0;         ///< dynamic shared memory bytes
+  int64_t static_smem = 0;  ///< the kernel's own (block rows: kLayerNormBlockParts accumulators)
+};
+inline LayerNormRowLaunch layer_norm_row_launch(int64_t rows, int64_t n, int elem, int acc,
+                                                bool aligned, int arrays) {
+  LayerNormRowLaunch l;
+  const int64_t vec_n = 16 / elem;
+  l.warp = n <= kLayerNormWarpRow;
+  l.vec = aligned && n % vec_n == 0;
+  const int64_t per_group = static_cast<int64_t>(arrays) * n * elem;
+  int64_t groups = 1;
+  if (l.warp) {
+    l.threads = 32 * kLayerNormWarpRowsPerBlock;
+    groups = kLayerNormWarpRowsPerBlock;
+  } else {
+    // About four vectors (or elements) per thread, 128 to 1024 threads.
+    const int64_t units = (l.vec ? n / vec_n : n + 3) / 4;
+    unsigned t = 128;
+    while (t < 1024 && t < units) t *= 2;
+    l.threads = t;
+    l.static_smem = static_cast<int64_t>(kLayerNormBlockParts) * acc;
+  }
+  l.cache = per_group * groups + l.static_smem <= kLayerNormSharedLimit;
+  l.smem = l.cache ? per_group * groups : 0;
+  const int64_t b = (rows + groups - 1) / groups;
+  l.blocks = static_cast<unsigned>(std::clamp<int64_t>(b, 1, int64_t{1} << 30));
+  return l;
+}
 
 /// y = (x - mean) * rstd * w + b per row (w, b may be null; b only with w), and the rows'
 /// mean and rstd = 1 / sqrt(biased var + eps).

@@ -63,18 +63,37 @@ __device__ __forceinline__ A block_reduce(A v) {
   return v;
 }
 
-// Block b reduces part b % splits of row b / splits and writes out[b].
+// Loads issued together by a thread of a row with one stride (before the first add, so that
+// many are in flight: one at a time leaves a GPU's memory bus mostly idle).
+constexpr int kUnroll = 8;
+
+// Block b reduces part b % splits of row b / splits and writes out[b]. Thread t adds elements
+// begin + t, begin + t + blockDim.x, ... in that order on either path, so the result is the
+// same bits whether or not the row has a single stride.
 template <class T, class A, class O, class Op>
 __global__ void reduce_rows(const T* in, O* out, Geometry outer, Geometry inner, int64_t n_out,
                             int64_t n_red, int splits, A scale) {
   const int64_t chunk = (n_red + splits - 1) / splits;
+  const int64_t step = blockDim.x;
   for (int64_t b = blockIdx.x; b < n_out * splits; b += gridDim.x) {
     int64_t base[1], off[1];
     offsets<1>(outer, b / splits, base);
     const int64_t begin = (b % splits) * chunk;
     const int64_t end = begin + chunk < n_red ? begin + chunk : n_red;
     A acc = Op::template init<A>();
-    for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    int64_t j = begin + threadIdx.x;
+    if (inner.ndim <= 1) {  // one stride (0 for a row of one element)
+      const T* row = in + base[0];
+      const int64_t st = inner.ndim == 1 ? inner.strides[0][0] : 0;
+      for (; j + (kUnroll - 1) * step < end; j += kUnroll * step) {
+        T v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) v[u] = row[(j + u * step) * st];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) acc = Op::add(acc, static_cast<A>(Io<T>::up(v[u])));
+      }
+    }
+    for (; j < end; j += step) {
       offsets<1>(inner, j, off);
       acc = Op::add(acc, static_cast<A>(Io<T>::up(in[base[0] + off[0]])));
     }
