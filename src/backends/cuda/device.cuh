@@ -64,11 +64,12 @@ struct Param {
 /// Records the first fault of a kernel in mapped host memory (the host raises it after the
 /// next synchronization); later faults are dropped.
 __device__ __forceinline__ void record_fault(IndexFault* f, int op, int64_t index, int64_t size) {
-  if (atomicCAS_system(&f->flag, 0, 1) == 0) {
+  if (atomicCAS_system(&f->flag, kFaultNone, kFaultClaimed) == kFaultNone) {
     f->op = op;
     f->index = index;
     f->size = size;
-    __threadfence_system();
+    __threadfence_system();  // the fields reach the host before the flag says they are there
+    atomicExch_system(&f->flag, kFaultPublished);
   }
 }
 

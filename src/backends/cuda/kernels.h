@@ -173,10 +173,14 @@ void convert(int src_code, int dst_code, const void* src, void* dst, const Geome
 /// Where the index kernels record the first out-of-range index they meet instead of reading
 /// or writing outside a tensor (mapped host memory: the host reads it after a synchronization).
 struct IndexFault {
-  int32_t flag;  ///< 0: none; set once by the first faulting thread
+  /// kFaultNone; kFaultClaimed while the first faulting thread writes op/index/size, then
+  /// kFaultPublished. A synchronization of one stream can see a claim made by a kernel still
+  /// running on another: it raises only published records.
+  int32_t flag;
   int32_t op;    ///< an IndexOp
   int64_t index, size;
 };
+enum FaultState : int32_t { kFaultNone = 0, kFaultClaimed, kFaultPublished };
 enum IndexOp : int32_t { kGather = 1, kScatterAdd, kIndexSelect, kIndexAdd };
 /// Integer division by zero (int_binary) is recorded in the same place and raised as
 /// ValueError, the CPU's error; `index` holds the dividend. Values apart from IndexOp's.

@@ -325,10 +325,13 @@ void check_index_fault(int device) {
   k::IndexFault* f = g_faults[static_cast<size_t>(device)].load(std::memory_order_acquire);
   if (!f) return;  // no index kernel ran on this device
   volatile k::IndexFault* vf = f;
-  if (vf->flag == 0) return;
+  // A claimed record is still being written by a kernel on another stream: a later
+  // synchronization raises it.
+  if (vf->flag != k::kFaultPublished) return;
+  std::atomic_thread_fence(std::memory_order_acquire);
   const int32_t op = vf->op;
   const int64_t index = vf->index, size = vf->size;
-  vf->flag = 0;
+  vf->flag = k::kFaultNone;
   for (const FaultRow& row : kFaults)
     if (row.code == op) row.raise(row, index, size, device);
   fail<DeviceError>("cuda", "unknown fault code {} recorded on cuda:{} (index {}, size {})", op,
