@@ -72,20 +72,14 @@ void run(optim::Optimizer& c, optim::Optimizer& g, const Pair& ps, int steps, ui
   }
 }
 
-// Parameters and every state buffer: bit for bit when `exact` (RMSprop's and Adagrad's kernels
-// do the CPU loop's operations in its order, see optim_rules.cuh: products never fused, IEEE
-// sqrt and division, so nothing may differ), else within float32 / float64 rounding (Adam's
-// kernel lets nvcc fuse multiply-adds).
+// Parameters and every state buffer, bit for bit: every kernel does the CPU loop's operations in
+// its order (optim_rules.cuh: products never fused, IEEE sqrt and division).
 void expect_same_state(const optim::Optimizer& c, const optim::Optimizer& g,
                        const std::vector<Tensor>& pc, const std::vector<Tensor>& pg,
-                       const std::string& what, bool exact = true) {
+                       const std::string& what) {
   ASSERT_EQ(pc.size(), pg.size()) << what;
-  auto same = [&](const Tensor& got, const Tensor& want, const std::string& w) {
-    const double tol = want.dtype() == kFloat32 ? 2e-5 : 1e-12;
-    if (exact)
-      expect_bits(got, want, w);
-    else
-      expect_close(got, want, tol, tol, w);
+  const auto same = [](const Tensor& got, const Tensor& want, const std::string& w) {
+    expect_bits(got, want, w);
   };
   for (size_t i = 0; i < pc.size(); ++i) {
     const std::string pi = what + " param " + std::to_string(i);
@@ -156,7 +150,7 @@ std::vector<Tensor> copies(const std::vector<Tensor>& ps) {
 // Saved on the GPU, the buffers stay there (copies) and the step count on the host. Loaded into
 // a fresh optimizer over GPU parameters, from the GPU's save or from the CPU's, every buffer
 // lands on the GPU, and three more steps give what three more CPU steps give.
-void check_state_dict(const std::string& what, const Make& make, bool exact) {
+void check_state_dict(const std::string& what, const Make& make) {
   const Pair ps = make_params(kFloat32);
   auto c = make(ps.cpu), g = make(ps.gpu);
   run(*c, *g, ps, 3, 7);
@@ -179,7 +173,7 @@ void check_state_dict(const std::string& what, const Make& make, bool exact) {
       for (const auto& [name, t] : g2->state(p))
         EXPECT_EQ(t.device(), name == "step" ? Device::cpu() : kGpu) << w << " " << name;
     run(*c2, *g2, again, 3, 8);
-    expect_same_state(*c2, *g2, again.cpu, again.gpu, w, exact);
+    expect_same_state(*c2, *g2, again.cpu, again.gpu, w);
   }
 }
 
@@ -190,22 +184,19 @@ TEST(CudaOptimMore, StateDictsKeepTheStateOnTheParametersDevice) {
       [](std::vector<Tensor> ps) {
         return std::make_unique<optim::RMSprop>(
             ps, optim::RMSpropOptions{1e-2, 0.9, 1e-6, 0.01, 0.9, true, false});
-      },
-      true);
+      });
   check_state_dict(
       "Adagrad",
       [](std::vector<Tensor> ps) {
         return std::make_unique<optim::Adagrad>(
             ps, optim::AdagradOptions{0.1, 0.05, 0.01, 0.1, 1e-10, false});
-      },
-      true);
+      });
   check_state_dict(
       "Adam",
       [](std::vector<Tensor> ps) {
         return std::make_unique<optim::Adam>(
             ps, optim::AdamOptions{1e-2, 0.9, 0.99, 1e-8, 0.0, true, false});
-      },
-      false);
+      });
 }
 
 // ---- LBFGS ----------------------------------------------------------------------------------

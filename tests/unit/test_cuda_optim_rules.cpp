@@ -1,5 +1,5 @@
-// The per-element updates of the CUDA RMSprop and Adagrad kernels (src/backends/cuda/
-// optim_rules.cuh), compiled here for the host and run step after step beside the CPU
+// The per-element updates of the CUDA SGD, Adam / AdamW, RMSprop and Adagrad kernels
+// (src/backends/cuda/optim_rules.cuh), compiled here for the host and run step after step beside the CPU
 // optimizers on the same gradients, for every option and both dtypes: parameters and state must
 // agree bit for bit after every step. They can, because both sides do the same IEEE operations
 // in the same order (products rounded separately, never fused; sqrt and division correctly
@@ -75,6 +75,57 @@ constexpr DType dtype_of() {
 }
 
 template <class T>
+void check_sgd(const optim::SGDOptions& o, const std::string& what) {
+  std::vector<T> p = initial_param<T>(), buf(kN, 0);
+  Tensor param = tensor(p).requires_grad_();
+  optim::SGD opt({param}, o);
+  std::mt19937_64 rng(13);
+  for (int s = 0; s < kSteps; ++s) {
+    const std::vector<T> g = gradient<T>(s, rng);
+    param.set_grad(tensor(g));
+    opt.step();
+    // SGD::update's argument struct: the first step's buffer is the gradient.
+    const fn::SgdRule<T> rule(cuda::k::SgdArgs{o.lr, o.momentum, o.dampening, o.weight_decay,
+                                               o.nesterov, o.maximize, s == 0});
+    for (int64_t i = 0; i < kN; ++i)
+      rule(i, p.data(), g.data(), o.momentum != 0 ? buf.data() : nullptr);
+    const std::string at = what + " step " + std::to_string(s);
+    expect_bits(param, p, at + " param");
+    if (o.momentum != 0) expect_bits(opt.state(param).at("momentum_buffer"), buf, at + " buffer");
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+// Adam (decoupled = false) or AdamW (true) with options o.
+template <class T, class Opt, class Options>
+void check_adam(const Options& o, bool decoupled, const std::string& what) {
+  std::vector<T> p = initial_param<T>(), m(kN, 0), v(kN, 0), vmax(kN, 0);
+  Tensor param = tensor(p).requires_grad_();
+  Opt opt({param}, o);
+  std::mt19937_64 rng(23);
+  for (int s = 0; s < kSteps; ++s) {
+    const std::vector<T> g = gradient<T>(s, rng);
+    param.set_grad(tensor(g));
+    opt.step();
+    // adam_update's host coefficients for step s + 1.
+    const double t = s + 1;
+    const double step_size = o.lr / (1 - std::pow(o.beta1, t));
+    const double bc2_sqrt = std::sqrt(1 - std::pow(o.beta2, t));
+    const fn::AdamRule<T> rule(cuda::k::AdamArgs{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay,
+                                                 step_size, bc2_sqrt, decoupled, o.maximize});
+    for (int64_t i = 0; i < kN; ++i)
+      rule(i, p.data(), g.data(), m.data(), v.data(), o.amsgrad ? vmax.data() : nullptr);
+    const std::string at = what + " step " + std::to_string(s);
+    expect_bits(param, p, at + " param");
+    const StateDict& st = opt.state(param);
+    expect_bits(st.at("exp_avg"), m, at + " exp_avg");
+    expect_bits(st.at("exp_avg_sq"), v, at + " exp_avg_sq");
+    if (o.amsgrad) expect_bits(st.at("max_exp_avg_sq"), vmax, at + " max_exp_avg_sq");
+    if (::testing::Test::HasFailure()) return;
+  }
+}
+
+template <class T>
 void check_rmsprop(const optim::RMSpropOptions& o, const std::string& what) {
   std::vector<T> p = initial_param<T>(), sq(kN, 0), ga(kN, 0), buf(kN, 0);
   Tensor param = tensor(p).requires_grad_();
@@ -121,6 +172,40 @@ void check_adagrad(const optim::AdagradOptions& o, const std::string& what) {
     expect_bits(opt.state(param).at("sum"), sum, at + " sum");
     if (::testing::Test::HasFailure()) return;
   }
+}
+
+TEST(CudaOptimRules, SgdMatchesTheCpuBitForBit) {
+  for (double momentum : {0.0, 0.9})
+    for (double dampening : {0.0, 0.3})
+      for (double wd : {0.0, 0.05})
+        for (bool nesterov : {false, true})
+          for (bool maximize : {false, true}) {
+            if (nesterov && (momentum == 0 || dampening != 0)) continue;  // SGD refuses these
+            const optim::SGDOptions o{0.05, momentum, dampening, wd, nesterov, maximize};
+            const std::string what = "momentum " + std::to_string(momentum) + " dampening " +
+                                     std::to_string(dampening) + " wd " + std::to_string(wd) +
+                                     " nesterov " + std::to_string(nesterov) + " maximize " +
+                                     std::to_string(maximize);
+            check_sgd<float>(o, "float32 " + what);
+            check_sgd<double>(o, "float64 " + what);
+          }
+}
+
+TEST(CudaOptimRules, AdamAndAdamWMatchTheCpuBitForBit) {
+  for (double wd : {0.0, 0.05})
+    for (bool amsgrad : {false, true})
+      for (bool maximize : {false, true})
+        for (auto [beta1, beta2] : {std::pair{0.9, 0.999}, std::pair{0.3, 0.6}}) {
+          const std::string what = "wd " + std::to_string(wd) + " amsgrad " +
+                                   std::to_string(amsgrad) + " maximize " +
+                                   std::to_string(maximize) + " beta1 " + std::to_string(beta1);
+          const optim::AdamOptions a{1e-2, beta1, beta2, 1e-8, wd, amsgrad, maximize};
+          check_adam<float, optim::Adam>(a, false, "Adam float32 " + what);
+          check_adam<double, optim::Adam>(a, false, "Adam float64 " + what);
+          const optim::AdamWOptions w{1e-2, beta1, beta2, 1e-8, wd, amsgrad, maximize};
+          check_adam<float, optim::AdamW>(w, true, "AdamW float32 " + what);
+          check_adam<double, optim::AdamW>(w, true, "AdamW float64 " + what);
+        }
 }
 
 TEST(CudaOptimRules, RmspropMatchesTheCpuBitForBit) {

@@ -1,8 +1,8 @@
 // Fused optimizer steps: one kernel per parameter that reads the gradient and updates the
 // parameter and its state buffers in one pass, with the same per-element formulas as the CPU
 // loops of src/optim/optimizers.cpp (coefficients computed in double on the host, cast to the
-// parameter's dtype). RMSprop's and Adagrad's per-element updates live in optim_rules.cuh,
-// shared with a host test against the CPU loops.
+// parameter's dtype). The per-element updates live in optim_rules.cuh, shared with a host test
+// against the CPU loops.
 #include "backends/cuda/device.cuh"
 #include "backends/cuda/optim_rules.cuh"
 
@@ -11,51 +11,14 @@ namespace {
 
 template <class T>
 __global__ void sgd_kernel(T* p, const T* g, T* buf, int64_t n, SgdArgs a) {
-  const T wd = T(a.weight_decay), mom = T(a.momentum), keep = T(1 - a.dampening);
-  const T neg_lr = T(-a.lr);
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    T d = a.maximize ? -g[i] : g[i];
-    if (a.weight_decay != 0) d = d + wd * p[i];
-    if (buf) {
-      const T b = a.first ? d : buf[i] * mom + keep * d;  // the first buffer is the gradient
-      buf[i] = b;
-      d = a.nesterov ? d + mom * b : b;
-    }
-    p[i] = p[i] + neg_lr * d;
-  }
-}
-
-// PyTorch's lerp, from the nearer end (as detail::lerp on the CPU).
-template <class T>
-__device__ __forceinline__ T lerp(T self, T end, T w) {
-  return m_abs(w) < T(0.5) ? self + w * (end - self) : end - (end - self) * (T(1) - w);
+  const fn::SgdRule<T> rule(a);
+  for (int64_t i = first_index(); i < n; i += grid_stride()) rule(i, p, g, buf);
 }
 
 template <class T>
 __global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, AdamArgs a) {
-  const T wd = T(a.weight_decay), decay = T(1 - a.lr * a.weight_decay);
-  const T w1 = T(1 - a.beta1), b2 = T(a.beta2), c2 = T(1 - a.beta2);
-  const T eps = T(a.eps), neg_step = T(-a.step_size), bc2s = T(a.bc2_sqrt);
-  const bool coupled_wd = !a.decoupled && a.weight_decay != 0;
-  const bool decoupled_wd = a.decoupled && a.weight_decay != 0;
-  for (int64_t i = first_index(); i < n; i += grid_stride()) {
-    T d = a.maximize ? -g[i] : g[i];
-    T x = p[i];
-    if (decoupled_wd) x = x * decay;
-    if (coupled_wd) d = d + wd * x;
-    const T mi = lerp(m[i], d, w1);
-    const T vi = v[i] * b2 + c2 * d * d;
-    m[i] = mi;
-    v[i] = vi;
-    T vhat = vi;
-    if (vmax) {
-      const T old = vmax[i];
-      vhat = (old != old || old > vi) ? old : vi;  // torch.maximum: NaN wins
-      vmax[i] = vhat;
-    }
-    const T denom = m_sqrt(vhat) / bc2s + eps;
-    p[i] = x + neg_step * mi / denom;
-  }
+  const fn::AdamRule<T> rule(a);
+  for (int64_t i = first_index(); i < n; i += grid_stride()) rule(i, p, g, m, v, vmax);
 }
 
 template <class T>

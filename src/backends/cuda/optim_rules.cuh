@@ -1,5 +1,5 @@
 #pragma once
-// The per-element updates of the fused RMSprop and Adagrad kernels (optim.cu), written once for
+// The per-element updates of the fused optimizer kernels (optim.cu), written once for
 // nvcc and g++ like functors.cuh: the CPU loops' formulas of src/optim/optimizers.cpp, operation
 // for operation, so tests/unit/test_cuda_optim_rules.cpp can check them bit for bit against the
 // CPU optimizers on the host without a GPU. Every product that feeds an addition goes through
@@ -25,6 +25,78 @@ inline namespace TS_FN_NS {
 
 TS_HD float f_sqrt(float x) { return sqrtf(x); }
 TS_HD double f_sqrt(double x) { return sqrt(x); }
+
+/// SGD: weight decay, then the momentum buffer (the first one is the gradient itself), then
+/// p += -lr * d.
+template <class T>
+struct SgdRule {
+  T wd, mom, keep, neg_lr;
+  bool decay, first, nesterov, maximize;
+
+  TS_HD explicit SgdRule(const k::SgdArgs& a)
+      : wd(T(a.weight_decay)),
+        mom(T(a.momentum)),
+        keep(T(1 - a.dampening)),
+        neg_lr(T(-a.lr)),
+        decay(a.weight_decay != 0),
+        first(a.first),
+        nesterov(a.nesterov),
+        maximize(a.maximize) {}
+
+  /// Element i; buf is null without momentum.
+  TS_HD void operator()(int64_t i, T* p, const T* g, T* buf) const {
+    T d = maximize ? -g[i] : g[i];
+    if (decay) d = d + mul_rn(wd, p[i]);
+    if (buf) {
+      const T b = first ? d : mul_rn(buf[i], mom) + mul_rn(keep, d);
+      buf[i] = b;
+      d = nesterov ? d + mul_rn(mom, b) : b;
+    }
+    p[i] = p[i] + mul_rn(neg_lr, d);
+  }
+};
+
+/// Adam / AdamW: decoupled (AdamW) or coupled weight decay, m a lerp towards the gradient,
+/// v += (1 - beta2) g^2, amsgrad's running maximum (NaN wins, torch.maximum), then
+/// p += -step_size * m / (sqrt(vhat) / sqrt(1 - beta2^t) + eps).
+template <class T>
+struct AdamRule {
+  T wd, decay, w1, b2, c2, eps, neg_step, bc2s;
+  bool coupled_wd, decoupled_wd, maximize;
+
+  TS_HD explicit AdamRule(const k::AdamArgs& a)
+      : wd(T(a.weight_decay)),
+        decay(T(1 - a.lr * a.weight_decay)),
+        w1(T(1 - a.beta1)),
+        b2(T(a.beta2)),
+        c2(T(1 - a.beta2)),
+        eps(T(a.eps)),
+        neg_step(T(-a.step_size)),
+        bc2s(T(a.bc2_sqrt)),
+        coupled_wd(!a.decoupled && a.weight_decay != 0),
+        decoupled_wd(a.decoupled && a.weight_decay != 0),
+        maximize(a.maximize) {}
+
+  /// Element i; vmax is null without amsgrad.
+  TS_HD void operator()(int64_t i, T* p, const T* g, T* m, T* v, T* vmax) const {
+    T d = maximize ? -g[i] : g[i];
+    T x = p[i];
+    if (decoupled_wd) x = x * decay;
+    if (coupled_wd) d = d + mul_rn(wd, x);
+    const T mi = lerp_of(m[i], d, w1);
+    const T vi = mul_rn(v[i], b2) + mul_rn(mul_rn(c2, d), d);
+    m[i] = mi;
+    v[i] = vi;
+    T vhat = vi;
+    if (vmax) {
+      const T old = vmax[i];
+      vhat = (old != old || old > vi) ? old : vi;
+      vmax[i] = vhat;
+    }
+    const T denom = f_sqrt(vhat) / bc2s + eps;
+    p[i] = x + mul_rn(neg_step, mi) / denom;
+  }
+};
 
 /// RMSprop: square_avg = alpha * square_avg + (1 - alpha) * g^2, optionally centered by the
 /// running mean of g (grad_avg), optionally with a momentum buffer.
