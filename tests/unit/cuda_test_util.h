@@ -104,4 +104,18 @@ inline bool expect_cuda_kernel_iff_cpu_takes(const Primitive& p, const std::vect
   return gpu;
 }
 
+/// The next synchronization raises the device fault record's IndexError for `op` and a dim of
+/// `size`, and clears it (the one after raises nothing).
+inline void expect_index_error_at_sync(const std::string& op, const std::string& size) {
+  try {
+    cuda::synchronize();
+    ADD_FAILURE() << op << ": no IndexError";
+  } catch (const IndexError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("out of bounds for a dim of size " + size), std::string::npos) << msg;
+  }
+  EXPECT_NO_THROW(cuda::synchronize());  // cleared
+}
+
 }  // namespace tessera::cuda_test

@@ -296,17 +296,7 @@ TEST(CudaAdvancedIndex, OutOfRangeIsAnIndexErrorAtTheNextSynchronization) {
   SKIP_WITHOUT_GPU();
   const Tensor x = arange(20, kFloat32).reshape({4, 5}).to(kGpu);
   const Tensor bad = tensor<int64_t>({1, 7, -5, -6}).to(kGpu);  // -5 wraps to 0; 7 and -6 do not
-  const auto expect_raise = [](const std::string& op, const std::string& size) {
-    try {
-      cuda::synchronize();
-      ADD_FAILURE() << op << ": no IndexError";
-    } catch (const IndexError& e) {
-      const std::string msg = e.what();
-      EXPECT_NE(msg.find("[" + op + "]"), std::string::npos) << msg;
-      EXPECT_NE(msg.find("out of bounds for a dim of size " + size), std::string::npos) << msg;
-    }
-    EXPECT_NO_THROW(cuda::synchronize());  // cleared
-  };
+  const auto expect_raise = cuda_test::expect_index_error_at_sync;
   Tensor y;
   EXPECT_NO_THROW(y = index(x, {Tensor(), bad}));  // queued: the check runs on the device
   expect_raise("index", "5");
