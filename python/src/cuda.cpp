@@ -357,6 +357,37 @@ void def_memory(nb::module_& c) {
       "An uninitialized CPU tensor in pinned (page-locked) memory, from which copies to a "
       "GPU run at full bandwidth and with non_blocking=True without waiting; as "
       "tessera.empty(..., pin_memory=True).");
+  c.def(
+      "host_memory_stats",
+      [] {
+        const cuda::HostMemoryStats s = cuda::host_memory_stats();
+        nb::dict d;
+        d["current_bytes"] = s.current_bytes;
+        d["peak_bytes"] = s.peak_bytes;
+        d["cached_bytes"] = s.cached_bytes;
+        d["reserved_bytes"] = s.reserved_bytes;
+        d["peak_reserved_bytes"] = s.peak_reserved_bytes;
+        d["num_allocs"] = s.num_allocs;
+        d["num_cache_hits"] = s.num_cache_hits;
+        d["num_host_alloc"] = s.num_host_alloc;
+        d["num_host_free"] = s.num_host_free;
+        return d;
+      },
+      "The pinned host memory cache's statistics (one cache per process; bytes are block "
+      "sizes, powers of two): current_bytes, peak_bytes (held by tensors), cached_bytes (free "
+      "or waiting for queued copies), reserved_bytes, peak_reserved_bytes (page-locked from the "
+      "driver), num_allocs, num_cache_hits, num_host_alloc, num_host_free (cudaHostAlloc / "
+      "cudaFreeHost calls).");
+  c.def("reset_peak_host_memory_stats", &cuda::reset_peak_host_memory_stats,
+        "Restarts the pinned memory cache's peak statistics.");
+  c.def(
+      "empty_host_cache",
+      [] {
+        nb::gil_scoped_release release;  // cudaFreeHost waits for the devices
+        cuda::empty_host_cache();
+      },
+      "Returns the cached pinned blocks that no tensor holds and no queued copy uses to the "
+      "driver. empty_cache() leaves pinned memory alone, as in PyTorch.");
 }
 
 }  // namespace

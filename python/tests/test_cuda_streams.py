@@ -64,6 +64,14 @@ def test_what_needs_no_device_works_without_one():
         assert (ts.ones(2) + 1).tolist() == [2.0, 2.0]
     if ts.cuda.is_built():
         assert ts.cuda.device_count() == 0 and ts.cuda.unavailable_reason()
+        # The pinned memory cache is one per process and answers without a device: empty.
+        stats = ts.cuda.host_memory_stats()
+        assert stats["reserved_bytes"] == 0 and stats["num_allocs"] == 0
+        ts.cuda.empty_host_cache()
+        ts.cuda.reset_peak_host_memory_stats()
+    else:
+        with pytest.raises(ts.NotBuiltError):
+            ts.cuda.host_memory_stats()
 
 
 def test_device_arguments_are_checked_before_the_device_is_asked():
@@ -89,7 +97,8 @@ def test_device_arguments_are_checked_before_the_device_is_asked():
 
 def test_the_new_names_are_where_pytorch_has_them():
     for name in ("Stream", "Event", "stream", "current_stream", "default_stream", "synchronize",
-                 "empty_pinned"):
+                 "empty_pinned", "host_memory_stats", "reset_peak_host_memory_stats",
+                 "empty_host_cache"):
         assert hasattr(ts.cuda, name), name
     for name in ("synchronize", "query", "wait_event", "wait_stream", "record_event",
                  "__enter__", "__exit__"):
@@ -252,6 +261,36 @@ def test_pinned_memory():
     for device in (None, 0, "cuda:0", ts.device("cuda:0")):
         ts.cuda.synchronize(device)
         assert ts.cuda.memory_allocated(device) >= 0
+
+
+@gpu
+def test_pinned_memory_comes_from_a_cache():
+    ts.cuda.synchronize()
+    before = ts.cuda.host_memory_stats()
+    x = ts.arange(0, 1 << 20, dtype=ts.float32)
+    p = x.pin_memory()
+    first = p.data_ptr()
+    on_gpu = p.to("cuda:0", non_blocking=True)
+    del p  # the block waits for the copy, then serves the next request of its size
+    ts.cuda.synchronize()
+    q = ts.empty(1 << 20, pin_memory=True)
+    assert q.data_ptr() == first
+    assert on_gpu.cpu().tolist() == x.tolist()
+    after = ts.cuda.host_memory_stats()
+    assert set(after) == {"current_bytes", "peak_bytes", "cached_bytes", "reserved_bytes",
+                          "peak_reserved_bytes", "num_allocs", "num_cache_hits",
+                          "num_host_alloc", "num_host_free"}
+    assert after["num_allocs"] - before["num_allocs"] == 2
+    assert after["num_cache_hits"] - before["num_cache_hits"] >= 1
+    assert after["current_bytes"] + after["cached_bytes"] == after["reserved_bytes"]
+    del q
+    ts.cuda.empty_cache()  # the device's cache only, as torch.cuda.empty_cache
+    assert ts.cuda.host_memory_stats()["reserved_bytes"] == after["reserved_bytes"]
+    ts.cuda.empty_host_cache()
+    stats = ts.cuda.host_memory_stats()
+    assert stats["cached_bytes"] == 0 and stats["reserved_bytes"] == stats["current_bytes"]
+    ts.cuda.reset_peak_host_memory_stats()
+    assert ts.cuda.host_memory_stats()["peak_bytes"] == stats["current_bytes"]
 
 
 @gpu

@@ -136,8 +136,31 @@ int64_t memory_limit(int device = -1);
 void record_stream(const Tensor& t, const Stream& s);
 
 /// A CPU tensor in page-locked (pinned) memory: host<->device copies from it run at full
-/// bandwidth.
+/// bandwidth, and with non_blocking without waiting. Pinned memory comes from a process-wide
+/// cache (as PyTorch's CachingHostAllocator): sizes are rounded up to a power of two (at least
+/// 4 KiB) and a freed block is kept for later pinned tensors instead of going back to the
+/// driver (cudaFreeHost waits for every device). A block an asynchronous copy read or wrote is
+/// reused only once that copy is done. Safe from any thread (DataLoader workers pin batches).
 Tensor empty_pinned(Shape shape, DType dtype = kFloat32);
+/// The pinned memory cache's statistics (bytes are block sizes, powers of two).
+struct HostMemoryStats {
+  int64_t current_bytes = 0;        ///< in blocks held by tensors
+  int64_t peak_bytes = 0;           ///< highest current_bytes since start or the last reset
+  int64_t cached_bytes = 0;         ///< in free blocks and blocks waiting for their copies
+  int64_t reserved_bytes = 0;       ///< page-locked from the driver: current + cached
+  int64_t peak_reserved_bytes = 0;  ///< highest reserved_bytes since start or the last reset
+  int64_t num_allocs = 0;           ///< requests served
+  int64_t num_cache_hits = 0;       ///< requests served by a cached block
+  int64_t num_host_alloc = 0;       ///< cudaHostAlloc calls (blocks added to the cache)
+  int64_t num_host_free = 0;        ///< cudaFreeHost calls (blocks returned to the driver)
+};
+/// Statistics of the pinned host memory cache (one per process, shared by every device).
+HostMemoryStats host_memory_stats();
+void reset_peak_host_memory_stats();
+/// Returns the cached pinned blocks no tensor holds and no queued copy uses to the driver
+/// (cudaFreeHost, which waits for the devices). empty_cache() leaves pinned memory alone, as
+/// torch.cuda.empty_cache() does (PyTorch has torch._C._host_emptyCache for it).
+void empty_host_cache();
 /// Whether t's memory is page-locked host memory from CUDA.
 bool is_pinned(const Tensor& t);
 /// t (a CPU tensor) copied into pinned memory, or t itself when it is pinned already; what a

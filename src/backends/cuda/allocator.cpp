@@ -1,11 +1,13 @@
 // The CUDA caching allocator of each device (the policy of caching_allocator.h over
 // cudaMalloc/cudaFree, bound to the calling thread's current stream), its statistics and limit,
-// and pinned host memory.
+// and pinned host memory (the cache of caching_host_allocator.h over cudaHostAlloc/cudaFreeHost
+// and events).
 #include <array>
 #include <cstdlib>
 #include <mutex>
 
 #include "backends/cuda/caching_allocator.h"
+#include "backends/cuda/caching_host_allocator.h"
 #include "backends/cuda/common.h"
 #include "tessera/core/storage.h"
 #include "tessera/runtime/cuda.h"
@@ -145,23 +147,82 @@ void record_stream(const Tensor& t, const Stream& s) {
 
 // ---- pinned host memory ---------------------------------------------------------------------
 
+namespace {
+
+RawHostAllocator host_raw_allocator() {
+  RawHostAllocator raw;
+  raw.alloc = [](size_t n) -> void* {
+    void* p = nullptr;
+    const cudaError_t e = cudaHostAlloc(&p, n, cudaHostAllocDefault);
+    if (e == cudaErrorMemoryAllocation) {
+      (void)cudaGetLastError();  // not sticky: the cache returns its idle blocks and retries
+      return nullptr;
+    }
+    TS_CUDA_CHECK("cuda.pinned_memory", e);
+    return p;
+  };
+  raw.free = [](void* p) { TS_CUDA_CHECK("cuda.pinned_memory", cudaFreeHost(p)); };
+  raw.create_event = [](int device) -> void* {
+    DeviceGuard g(device);
+    cudaEvent_t e = nullptr;
+    TS_CUDA_CHECK("cuda.pinned_memory", cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return e;
+  };
+  raw.record_event = [](void* e, int device, StreamId stream) {
+    DeviceGuard g(device);
+    TS_CUDA_CHECK("cuda.pinned_memory", cudaEventRecord(static_cast<cudaEvent_t>(e),
+                                                        reinterpret_cast<cudaStream_t>(stream)));
+  };
+  raw.event_done = [](void* e) {
+    const cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e));
+    if (r == cudaErrorNotReady) return not_ready();
+    TS_CUDA_CHECK("cuda.pinned_memory", r);
+    return true;
+  };
+  raw.destroy_event = [](void* e) {
+    TS_CUDA_CHECK("cuda.pinned_memory", cudaEventDestroy(static_cast<cudaEvent_t>(e)));
+  };
+  return raw;
+}
+
+CachingHostAllocator& host_cache() {
+  // Leaked on purpose, like the device allocators: pinned tensors in static objects may
+  // outlive main, and cudaFreeHost at exit would race the driver's own teardown.
+  static auto* cache = new CachingHostAllocator(host_raw_allocator());
+  return *cache;
+}
+
+// The storage's deleter runs in destructors: it must not throw (deallocate only throws for a
+// pointer the cache never handed out, which cannot reach here).
+void release_pinned(void* p) noexcept {
+  try {
+    host_cache().deallocate(p);
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+bool pinned_copy_queued(const void* block, int device, cudaStream_t stream) {
+  return host_cache().record_use(block, device, reinterpret_cast<StreamId>(stream));
+}
+
+HostMemoryStats host_memory_stats() { return host_cache().stats(); }
+
+void reset_peak_host_memory_stats() { host_cache().reset_peak(); }
+
+void empty_host_cache() { host_cache().empty_cache(); }
+
 Tensor empty_pinned(Shape shape, DType dtype) {
   const int64_t n = checked_numel(shape, "cuda.empty_pinned");
   const size_t nbytes = static_cast<size_t>(n) * itemsize(dtype);
   check_device(0);  // page-locking needs a driver and a device
   void* p = nullptr;
   if (nbytes > 0) {
-    const cudaError_t e = cudaHostAlloc(&p, nbytes, cudaHostAllocDefault);
-    if (e == cudaErrorMemoryAllocation) {
-      (void)cudaGetLastError();
-      fail<OutOfMemoryError>("cuda.empty_pinned", "cannot page-lock {} of host memory",
-                             format_bytes(static_cast<int64_t>(nbytes)));
-    }
-    TS_CUDA_CHECK("cuda.empty_pinned", e);
+    size_t capacity = 0;
+    p = host_cache().allocate(nbytes, &capacity);
   }
-  auto storage = Storage::wrap(p, nbytes, Device::cpu(), [](void* q) {
-    if (q) (void)cudaFreeHost(q);
-  });
+  auto storage = Storage::wrap(p, nbytes, Device::cpu(), release_pinned);
   Strides strides = contiguous_strides(shape);
   return Tensor::make(std::move(storage), std::move(shape), std::move(strides), 0, dtype);
 }

@@ -63,6 +63,11 @@ void allocator_synchronized(int device, cudaStream_t stream, bool all, uint64_t 
 /// or the context failed).
 void allocator_stream_destroyed(int device, cudaStream_t stream, uint64_t mark);
 
+/// An asynchronous copy from or into the pinned block starting at `block` (a Storage's data)
+/// was just queued on `stream`: the pinned memory cache will not reuse the block before it ran
+/// (an event recorded on the stream). False when the block is not from that cache.
+bool pinned_copy_queued(const void* block, int device, cudaStream_t stream);
+
 /// Waits for a stream, surfacing asynchronous errors as DeviceError naming `op`, and an
 /// out-of-range index an index kernel met as IndexError.
 void sync_stream(int device, cudaStream_t stream, std::string_view op);

@@ -139,15 +139,30 @@ void cpu_kernel(const char* name, std::initializer_list<Tensor> in, Tensor out) 
 
 // Host <-> device copies wait for their stream: the host memory may change or go away right
 // after (the semantics of PyTorch's default, non_blocking=False). An asynchronous copy
-// (non_blocking, from or into pinned memory the caller owns) returns once queued; pinned memory
-// is released by cudaFreeHost, which waits for the device, so a pinned tensor dropped while its
-// copy is queued stays valid until the copy is done.
+// (non_blocking, straight from or into a pinned tensor the caller owns: `pinned` is its
+// storage's block) returns once queued. The pinned memory cache then records an event on the
+// stream and does not reuse the block before it completed, so the tensor may be dropped
+// while its copy is queued. Pinned memory the cache does not know (nothing would guard it)
+// waits like pageable memory. If recording fails, the copy is waited for before the error
+// propagates, so no block is reused under it.
 void copy_host_device(void* dst, const void* src, size_t n, cudaMemcpyKind kind, int dev,
-                      bool async = false) {
+                      const void* pinned = nullptr) {
   DeviceGuard guard(dev);
   cudaStream_t s = current_stream(dev);
   TS_CUDA_CHECK("copy_", cudaMemcpyAsync(dst, src, n, kind, s));
-  if (!async) sync_stream(dev, s, "copy_");
+  bool queued = false;
+  try {
+    queued = pinned && pinned_copy_queued(pinned, dev, s);
+  } catch (...) {
+    sync_stream(dev, s, "copy_");
+    throw;
+  }
+  if (!queued) sync_stream(dev, s, "copy_");
+}
+
+// The block an asynchronous copy may use: the tensor's own pinned storage, when asked for.
+const void* pinned_block(const Tensor& t, bool non_blocking) {
+  return non_blocking ? t.storage()->data() : nullptr;
 }
 
 // CPU -> CUDA: the CPU converts to dst's dtype and packs; the device broadcasts into dst's
@@ -161,9 +176,8 @@ void upload(const Tensor& src, const Tensor& dst, bool non_blocking) {
   }
   const int dev = dst.device().index;
   if (host.shape() == dst.shape() && dst.is_contiguous()) {
-    const bool async = non_blocking && host.storage() == src.storage() && is_pinned(src);
     copy_host_device(dst.raw_data(), host.raw_data(), host.nbytes(), cudaMemcpyHostToDevice, dev,
-                     async);
+                     pinned_block(src, non_blocking && host.storage() == src.storage()));
     return;
   }
   Tensor staged = Tensor::empty(host.shape(), host.dtype(), dst.device());
@@ -183,7 +197,7 @@ void download(const Tensor& src, const Tensor& dst, bool non_blocking) {
   const int dev = src.device().index;
   if (packed.dtype() == dst.dtype() && packed.shape() == dst.shape() && dst.is_contiguous()) {
     copy_host_device(dst.raw_data(), packed.raw_data(), dst.nbytes(), cudaMemcpyDeviceToHost, dev,
-                     non_blocking && is_pinned(dst));
+                     pinned_block(dst, non_blocking));
     return;
   }
   Tensor host = Tensor::empty(packed.shape(), packed.dtype(), Device::cpu());

@@ -55,6 +55,9 @@ void set_memory_fraction(double, int) { not_built("set_memory_fraction"); }
 int64_t memory_limit(int) { not_built("memory_limit"); }
 Tensor empty_pinned(Shape, DType) { not_built("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }
+HostMemoryStats host_memory_stats() { not_built("host_memory_stats"); }
+void reset_peak_host_memory_stats() { not_built("reset_peak_host_memory_stats"); }
+void empty_host_cache() { not_built("empty_host_cache"); }
 void record_stream(const Tensor&, const Stream&) { not_built("record_stream"); }
 Tensor pin_memory(const Tensor&) { not_built("pin_memory"); }
 
