@@ -17,8 +17,6 @@
 #include "backends/cuda/complex_rules.cuh"
 #include "backends/cuda/reduce_ops.cuh"
 
-#define TS_ZHD __host__ __device__ __forceinline__
-
 namespace tessera::cuda::k::ops {
 
 /// complex<double>, the CPU's accumulator (16 bytes: shuffled as two 8-byte words).
@@ -26,19 +24,19 @@ struct alignas(16) Zd {
   double re, im;
 };
 
-TS_ZHD Zd z_widen(fn::Cf z) { return {static_cast<double>(z.re), static_cast<double>(z.im)}; }
-TS_ZHD fn::Cf z_narrow(Zd a) { return {static_cast<float>(a.re), static_cast<float>(a.im)}; }
-TS_ZHD Zd z_add(Zd a, Zd b) { return {a.re + b.re, a.im + b.im}; }
+TS_HD Zd z_widen(fn::Cf z) { return {static_cast<double>(z.re), static_cast<double>(z.im)}; }
+TS_HD fn::Cf z_narrow(Zd a) { return {static_cast<float>(a.re), static_cast<float>(a.im)}; }
+TS_HD Zd z_add(Zd a, Zd b) { return {a.re + b.re, a.im + b.im}; }
 
-TS_ZHD bool d_isnan(double x) { return x != x; }
-TS_ZHD bool d_isinf(double x) { return x == INFINITY || x == -INFINITY; }
+TS_HD bool d_isnan(double x) { return x != x; }
+TS_HD bool d_isinf(double x) { return x == INFINITY || x == -INFINITY; }
 /// Annex G's "box" of an infinite operand's part (+-1 or +-0) and its NaN -> +-0.
-TS_ZHD double d_box(double v) { return copysign(d_isinf(v) ? 1.0 : 0.0, v); }
-TS_ZHD double d_nan_to_zero(double v) { return d_isnan(v) ? copysign(0.0, v) : v; }
+TS_HD double d_box(double v) { return copysign(d_isinf(v) ? 1.0 : 0.0, v); }
+TS_HD double d_nan_to_zero(double v) { return d_isnan(v) ? copysign(0.0, v) : v; }
 
 /// z * w as g++ computes a complex<double> product: each product rounded on its own (never
 /// fused; the CPU build has no FMA contraction), and __muldc3's recovery when both parts are NaN.
-TS_ZHD Zd z_mul(Zd z, Zd w) {
+TS_HD Zd z_mul(Zd z, Zd w) {
   double a = z.re, b = z.im, c = w.re, d = w.im;
   const double ac = fn::mul_rn(a, c), bd = fn::mul_rn(b, d), ad = fn::mul_rn(a, d),
                bc = fn::mul_rn(b, c);
@@ -76,7 +74,7 @@ TS_ZHD Zd z_mul(Zd z, Zd w) {
 /// |z| in double: the squares of float parts are exact in double and cannot overflow or
 /// underflow, so sqrt(x^2 + y^2) rounds twice where hypot rounds once (within an ulp of double,
 /// far below the float32 output's rounding). Infinity wins over NaN, as in hypot.
-TS_ZHD double z_abs(fn::Cf z) {
+TS_HD double z_abs(fn::Cf z) {
   const double x = z.re, y = z.im;
   if (d_isinf(x) || d_isinf(y)) return INFINITY;
   return sqrt(fn::mul_rn(x, x) + fn::mul_rn(y, y));  // NaN stays NaN
@@ -88,10 +86,10 @@ struct ZSum {
   using A = Zd;
   bool mean;
   double n;
-  TS_ZHD A init(V) const { return {0.0, 0.0}; }
-  TS_ZHD A fold(A a, V x) const { return z_add(a, z_widen(x)); }
-  TS_ZHD A combine(A a, A b) const { return z_add(a, b); }
-  TS_ZHD fn::Cf finish(A a) const { return z_narrow(mean ? Zd{a.re / n, a.im / n} : a); }
+  TS_HD A init(V) const { return {0.0, 0.0}; }
+  TS_HD A fold(A a, V x) const { return z_add(a, z_widen(x)); }
+  TS_HD A combine(A a, A b) const { return z_add(a, b); }
+  TS_HD fn::Cf finish(A a) const { return z_narrow(mean ? Zd{a.re / n, a.im / n} : a); }
 };
 
 /// prod of complex64 (complex multiplication commutes bit for bit, so the order of the partial
@@ -99,10 +97,10 @@ struct ZSum {
 struct ZProd {
   using V = fn::Cf;
   using A = Zd;
-  TS_ZHD A init(V) const { return {1.0, 0.0}; }
-  TS_ZHD A fold(A a, V x) const { return z_mul(a, z_widen(x)); }
-  TS_ZHD A combine(A a, A b) const { return z_mul(a, b); }
-  TS_ZHD fn::Cf finish(A a) const { return z_narrow(a); }
+  TS_HD A init(V) const { return {1.0, 0.0}; }
+  TS_HD A fold(A a, V x) const { return z_mul(a, z_widen(x)); }
+  TS_HD A combine(A a, A b) const { return z_mul(a, b); }
+  TS_HD fn::Cf finish(A a) const { return z_narrow(a); }
 };
 
 /// p-norm of the moduli, Norm's rules (written as float32 by the kernel).
@@ -110,19 +108,18 @@ struct ZNorm {
   using V = fn::Cf;
   using A = double;
   Norm norm;
-  TS_ZHD A init(V) const { return norm.init(0.0); }
-  TS_ZHD A fold(A a, V x) const { return norm.add(a, z_abs(x)); }
-  TS_ZHD A combine(A a, A b) const { return norm.combine(a, b); }
-  TS_ZHD double finish(A a) const { return norm.finish(a); }
+  TS_HD A init(V) const { return norm.init(0.0); }
+  TS_HD A fold(A a, V x) const { return norm.add(a, z_abs(x)); }
+  TS_HD A combine(A a, A b) const { return norm.combine(a, b); }
+  TS_HD double finish(A a) const { return norm.finish(a); }
 };
 
 /// cumsum / cumprod of complex64: scan.cu's accumulator rules for complex<double>.
 template <bool kProd>
 struct Scan<Zd, kProd> {
-  TS_ZHD static Zd identity() { return {kProd ? 1.0 : 0.0, 0.0}; }
-  TS_ZHD static Zd op(Zd a, Zd b) { return kProd ? z_mul(a, b) : z_add(a, b); }
+  TS_HD static Zd identity() { return {kProd ? 1.0 : 0.0, 0.0}; }
+  TS_HD static Zd op(Zd a, Zd b) { return kProd ? z_mul(a, b) : z_add(a, b); }
 };
 
 }  // namespace tessera::cuda::k::ops
 
-#undef TS_ZHD

@@ -23,13 +23,6 @@
 
 #include "backends/cuda/functors.cuh"
 
-#ifdef __CUDACC__
-#define TS_HD __host__ __device__ __forceinline__
-#define TS_FN_NS nvcc
-#else
-#define TS_HD inline
-#define TS_FN_NS gxx
-#endif
 
 namespace tessera::cuda::fn {
 inline namespace TS_FN_NS {
@@ -330,5 +323,3 @@ TS_HD Cf c_pow(Cf x, Cf w) { return c_exp(c_mul(w, c_log(x))); }
 }  // namespace TS_FN_NS
 }  // namespace tessera::cuda::fn
 
-#undef TS_FN_NS
-#undef TS_HD

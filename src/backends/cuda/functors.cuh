@@ -12,15 +12,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#ifdef __CUDACC__
-#define TS_HD __host__ __device__ __forceinline__
-// The g++ and nvcc definitions of these inline functions differ in their attributes: distinct
-// namespaces keep the two sets apart when both end up in one program (the host test).
-#define TS_FN_NS nvcc
-#else
-#define TS_HD inline
-#define TS_FN_NS gxx
-#endif
+#include "backends/cuda/host_device.h"
 
 namespace tessera::cuda::fn {
 inline namespace TS_FN_NS {
@@ -248,5 +240,3 @@ TS_HD bool isfinite_of(C x) {
 }  // namespace TS_FN_NS
 }  // namespace tessera::cuda::fn
 
-#undef TS_FN_NS
-#undef TS_HD

@@ -10,15 +10,6 @@
 #include "backends/cuda/functors.cuh"
 #include "backends/cuda/kernels.h"
 
-// functors.cuh's macros, which it undefines at its end: the same attributes and the same
-// nvcc / g++ namespaces, so the two definitions never meet in one program (the host test).
-#ifdef __CUDACC__
-#define TS_HD __host__ __device__ __forceinline__
-#define TS_FN_NS nvcc
-#else
-#define TS_HD inline
-#define TS_FN_NS gxx
-#endif
 
 namespace tessera::cuda::fn {
 inline namespace TS_FN_NS {
@@ -168,5 +159,3 @@ struct AdagradRule {
 }  // namespace TS_FN_NS
 }  // namespace tessera::cuda::fn
 
-#undef TS_FN_NS
-#undef TS_HD

@@ -15,15 +15,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "backends/cuda/host_device.h"
 #include "backends/cuda/random_kernels.h"
-
-#ifndef TS_HD
-#if defined(__CUDACC__)
-#define TS_HD __host__ __device__ __forceinline__
-#else
-#define TS_HD inline
-#endif
-#endif
 
 namespace tessera::cuda::rng {
 

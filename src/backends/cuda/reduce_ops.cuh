@@ -11,13 +11,12 @@
 //   A fold(A, V)      one element
 //   A combine(A, A)   two partial results (commutative here)
 //   R finish(A)       the result, converted to the output dtype by the kernel
-#include <cuda_runtime.h>  // __host__ / __device__ (also for a host compiler)
 #include <math.h>
 
 #include <cstdint>
 #include <type_traits>
 
-#define TS_HD __host__ __device__ __forceinline__
+#include "backends/cuda/host_device.h"
 
 namespace tessera::cuda::k::ops {
 

@@ -3,15 +3,8 @@
 // host so it can be checked against the CPU's tables (cpu/shape.cpp) as plain C++.
 #include <cstdint>
 
+#include "backends/cuda/host_device.h"
 #include "backends/cuda/shape_kernels.h"
-
-#ifndef TS_HD
-#if defined(__CUDACC__)
-#define TS_HD __host__ __device__ __forceinline__
-#else
-#define TS_HD inline
-#endif
-#endif
 
 namespace tessera::cuda::shape {
 

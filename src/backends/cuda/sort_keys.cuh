@@ -6,11 +6,10 @@
 
 #include <cstdint>
 
+#include "backends/cuda/host_device.h"
 #include "backends/cuda/sort_kernels.h"
 
 namespace tessera::cuda::k {
-
-#define TS_HD __host__ __device__ __forceinline__
 
 /// The sort key of a value's bits (U: the unsigned type of its width). Unsigned key order is
 /// the CPU's KeyOrder: integers by value (signed ones with the sign bit flipped); floats by
@@ -112,7 +111,5 @@ TS_HD uint32_t add_into_word(uint32_t word, unsigned shift, int width, int code,
   const auto cur = static_cast<uint16_t>((word & mask) >> shift);
   return (word & ~mask) | ((static_cast<uint32_t>(add_small(code, cur, v)) << shift) & mask);
 }
-
-#undef TS_HD
 
 }  // namespace tessera::cuda::k
