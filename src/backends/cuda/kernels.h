@@ -120,6 +120,7 @@ inline bool float_code(int code) { return code >= kF16 && code <= kF64; }
 inline bool int_code(int code) { return code >= kU8 && code <= kI64; }
 
 struct IndexFault;
+struct ReducePlan;  // reduce_plan.h
 
 // Each launcher queues work on `stream` (a cudaStream_t) of the current device.
 /// out = op(in); both of dtype `code` (a float). p0 and p1 are the op's parameters (softplus:
@@ -151,11 +152,12 @@ void where(int width, const void* cond, const void* a, const void* b, void* out,
 /// A reduction of n_out rows of n_red elements: row o starts at offset `outer`(o) of `in`, its
 /// element j at `inner`(j) from there (operand 0 of each geometry). Writes row o's result,
 /// times `scale` for kRSum, to out[o] (contiguous). 16-bit floats accumulate in float32.
-/// `work` holds n_out * splits accumulators (float32, or float64 for code kF64) when a row is
-/// split into `splits` parts reduced in parallel (splits == 1: no workspace).
+/// `plan` is k::plan_reduce(outer, inner) (reduce_plan.h: rows or columns, and the parts each
+/// output's elements are split into); `work` holds plan.work accumulators (float32, or float64
+/// for code kF64), none when the reduction is not split.
 void reduce(int op, int code, const void* in, void* out, const Geometry& outer,
-            const Geometry& inner, int64_t n_out, int64_t n_red, double scale, int splits,
-            void* work, void* stream);
+            const Geometry& inner, int64_t n_out, int64_t n_red, double scale,
+            const ReducePlan& plan, void* work, void* stream);
 /// Softmax (log_softmax when log) of n_rows lanes of n elements: lane r starts at offsets
 /// `rows`(r) (operand 0: out, 1: in) and steps by out_stride / in_stride elements.
 void softmax(bool log, int code, const void* in, void* out, const Geometry& rows, int64_t n,

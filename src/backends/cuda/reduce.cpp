@@ -18,16 +18,8 @@
 
 namespace tessera::cuda {
 
-// Rows at least this long, with few outputs, are split into parts reduced in parallel.
-constexpr int64_t kSplitRow = int64_t{1} << 15;
-constexpr int64_t kPartLength = int64_t{1} << 14;
-constexpr int64_t kTargetBlocks = 2048;
-
-// A fixed function of the shape (not of the device), so results do not depend on the GPU.
-int splits_for(int64_t n_out, int64_t n_red) {
-  if (n_red < kSplitRow || n_out >= kTargetBlocks / 2) return 1;
-  const int64_t by_length = (n_red + kPartLength - 1) / kPartLength;
-  return static_cast<int>(std::min(by_length, std::max<int64_t>(1, kTargetBlocks / n_out)));
+Tensor reduce_workspace(const k::ReducePlan& p, int64_t bytes, Device dev) {
+  return p.work > 0 ? Tensor::empty({p.work * bytes}, kUInt8, dev) : Tensor();
 }
 
 namespace {
@@ -90,17 +82,15 @@ void run_reduce(const char* name, int op, bool mean, Inputs in, Outputs out, con
   const int64_t n_out = outer.numel, n_red = inner.numel;
   // mean of nothing is 0 * inf = NaN, as on the CPU.
   const double scale = mean ? 1.0 / static_cast<double>(n_red) : 1.0;
-  const int splits = splits_for(n_out, n_red);
+  const k::ReducePlan plan = k::plan_reduce(outer, inner);
   const int code = dtype_code(x.dtype());
-  Tensor work;
-  if (splits > 1)
-    work = Tensor::empty({n_out * splits}, code == k::kF64 ? kFloat64 : kFloat32, y.device());
+  const Tensor work = reduce_workspace(plan, code == k::kF64 ? 8 : 4, y.device());
   // The kernel writes row o at out[o]: a strided output goes through a packed temporary.
   const Tensor dst = y.is_contiguous() ? y : Tensor::empty(y.shape(), y.dtype(), y.device());
   const int dev = y.device().index;
   DeviceGuard guard(dev);
-  k::reduce(op, code, x.raw_data(), dst.raw_data(), outer, inner, n_out, n_red, scale, splits,
-            work.defined() ? work.raw_data() : nullptr, current_stream(dev));
+  k::reduce(op, code, x.raw_data(), dst.raw_data(), outer, inner, n_out, n_red, scale, plan,
+            work_ptr(work), current_stream(dev));
   launched(dev, name);
   if (!y.is_contiguous()) convert_into(dst, y, name);
 }
@@ -174,15 +164,13 @@ void run_any_all(const char* name, bool any, Inputs in, Outputs out, const Attrs
     convert_into(x, b, name);
   }
   const auto [outer, inner] = split_dims(b, a, name);
-  const int splits = splits_for(outer.numel, inner.numel);
-  Tensor work;
-  if (splits > 1) work = Tensor::empty({outer.numel * splits * k::kPartBytes}, kUInt8, y.device());
+  const k::ReducePlan plan = k::plan_reduce(outer, inner);
+  const Tensor work = reduce_workspace(plan, k::kPartBytes, y.device());
   const Tensor dst = staging(y, kBool);  // all / any of uint8 give uint8 (0 or 1)
   {
     DeviceGuard guard(dev);
     k::reduce_int(any ? k::kIMax : k::kIMin, k::kBool, b.raw_data(), dst.raw_data(), outer, inner,
-                  outer.numel, inner.numel, splits, work.defined() ? work.raw_data() : nullptr,
-                  current_stream(dev));
+                  outer.numel, inner.numel, plan, work_ptr(work), current_stream(dev));
     launched(dev, name);
   }
   done_into(dst, y, name);

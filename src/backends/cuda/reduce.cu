@@ -1,12 +1,15 @@
-// Reduction kernels (sum/mean, amax, amin): one block per row of an [outer, reduced] view
-// given by two strided geometries, a warp-shuffle tree inside the block. Long rows with few
-// outputs are split into a fixed number of parts written to a workspace and combined by a
-// second launch, so the result depends only on the shape, never on timing. Accumulation is in
-// float32 for the 16-bit floats and float32, float64 for float64.
+// Reduction kernels (sum/mean, amax, amin) over an [outer, reduced] view given by two strided
+// geometries, through fold_tiles.cuh's kernel with the block shape k::plan_reduce chose: a
+// block per row (a warp-shuffle tree), or tiles of adjacent outputs when the reduced dims lie
+// outside the innermost kept one (coalesced loads). Long reductions with few outputs are split
+// into a fixed number of parts written to a workspace and combined by a second launch, so the
+// result depends only on the shape, never on timing. Accumulation is in float32 for the
+// 16-bit floats and float32, float64 for float64.
 #include <array>
 #include <type_traits>
 
 #include "backends/cuda/device.cuh"
+#include "backends/cuda/fold_tiles.cuh"
 
 namespace tessera::cuda::k {
 namespace {
@@ -44,96 +47,44 @@ struct Extreme {
   }
 };
 
-/// The block's combined value in thread 0 (blockDim.x a multiple of 32, at most kThreads).
-template <class Op, class A>
-__device__ __forceinline__ A block_reduce(A v) {
-  __shared__ A warp_part[kThreads / 32];
-#pragma unroll
-  for (int d = 16; d > 0; d /= 2) v = Op::add(v, __shfl_down_sync(0xffffffffu, v, d));
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) warp_part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    const int nw = blockDim.x / 32;
-    v = lane < nw ? warp_part[lane] : Op::template init<A>();
-#pragma unroll
-    for (int d = 16; d > 0; d /= 2) v = Op::add(v, __shfl_down_sync(0xffffffffu, v, d));
-  }
-  __syncthreads();  // warp_part is reused by the block's next row
-  return v;
-}
-
-// Loads issued together by a thread of a row with one stride (before the first add, so that
-// many are in flight: one at a time leaves a GPU's memory bus mostly idle).
-constexpr int kUnroll = 8;
-
-// Block b reduces part b % splits of row b / splits and writes out[b]. Thread t adds elements
-// begin + t, begin + t + blockDim.x, ... in that order on either path, so the result is the
-// same bits whether or not the row has a single stride.
-template <class T, class A, class O, class Op>
-__global__ void reduce_rows(const T* in, O* out, Geometry outer, Geometry inner, int64_t n_out,
-                            int64_t n_red, int splits, A scale) {
-  const int64_t chunk = (n_red + splits - 1) / splits;
-  const int64_t step = blockDim.x;
-  for (int64_t b = blockIdx.x; b < n_out * splits; b += gridDim.x) {
-    int64_t base[1], off[1];
-    offsets<1>(outer, b / splits, base);
-    const int64_t begin = (b % splits) * chunk;
-    const int64_t end = begin + chunk < n_red ? begin + chunk : n_red;
-    A acc = Op::template init<A>();
-    int64_t j = begin + threadIdx.x;
-    if (inner.ndim <= 1) {  // one stride (0 for a row of one element)
-      const T* row = in + base[0];
-      const int64_t st = inner.ndim == 1 ? inner.strides[0][0] : 0;
-      for (; j + (kUnroll - 1) * step < end; j += kUnroll * step) {
-        T v[kUnroll];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) v[u] = row[(j + u * step) * st];
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) acc = Op::add(acc, static_cast<A>(Io<T>::up(v[u])));
-      }
-    }
-    for (; j < end; j += step) {
-      offsets<1>(inner, j, off);
-      acc = Op::add(acc, static_cast<A>(Io<T>::up(in[base[0] + off[0]])));
-    }
-    acc = block_reduce<Op>(acc);
-    if (threadIdx.x == 0)
-      out[b] = Io<O>::down(static_cast<typename Io<O>::C>(Op::finish(acc, scale)));
-  }
-}
-
-unsigned threads_for(int64_t n) { return n <= 32 ? 32 : n <= 128 ? 128 : kThreads; }
-unsigned grid_for(int64_t blocks) {
-  return static_cast<unsigned>(blocks < 65535 ? (blocks > 0 ? blocks : 1) : 65535);
-}
+/// An op above in the shape of reduce_ops.cuh's, for the column kernel: the same add, so the
+/// accumulation type and NaN propagation are the row path's.
+template <class Op, class Acc>
+struct AsFold {
+  using V = Acc;
+  using A = Acc;
+  Acc scale;
+  __device__ __forceinline__ A init(V) const { return Op::template init<A>(); }
+  __device__ __forceinline__ A fold(A a, V x) const { return Op::add(a, x); }
+  __device__ __forceinline__ A combine(A a, A b) const { return Op::add(a, b); }
+  __device__ __forceinline__ A finish(A a) const { return Op::finish(a, scale); }
+};
 
 using Launch = void (*)(const void*, void*, const Geometry&, const Geometry&, int64_t, int64_t,
-                        double, int, void*, cudaStream_t);
+                        double, const ReducePlan&, void*, cudaStream_t);
 
 template <class T, class Op>
 void launch(const void* in, void* out, const Geometry& outer, const Geometry& inner, int64_t n_out,
-            int64_t n_red, double scale, int splits, void* work, cudaStream_t s) {
+            int64_t n_red, double scale, const ReducePlan& plan, void* work, cudaStream_t s) {
   using A = std::conditional_t<std::is_same_v<T, double>, double, float>;
-  const auto* x = static_cast<const T*>(in);
+  using F = AsFold<Op, A>;
   auto* y = static_cast<T*>(out);
-  if (splits == 1) {
-    reduce_rows<T, A, T, Op><<<grid_for(n_out), threads_for(n_red), 0, s>>>(
-        x, y, outer, inner, n_out, n_red, 1, static_cast<A>(scale));
-    return;
-  }
-  // Pass 1: parts into the workspace, unscaled; pass 2: each row's parts (contiguous).
   auto* w = static_cast<A*>(work);
-  reduce_rows<T, A, A, Op><<<grid_for(n_out * splits), kThreads, 0, s>>>(x, w, outer, inner, n_out,
-                                                                         n_red, splits, A(1));
+  const int splits = plan.splits;
+  // Pass 1: the results, or the parts unscaled into the workspace.
+  fold_pass(F{static_cast<A>(splits > 1 ? 1.0 : scale)}, static_cast<const T*>(in), y, w, outer,
+            inner, n_out, n_red, plan, s);
+  if (splits == 1) return;
+  // Pass 2: each output's parts (contiguous in the workspace, whichever path wrote them) as
+  // a row.
   Geometry rows, parts;
   rows.ndim = parts.ndim = 1;
   rows.numel = rows.sizes[0] = n_out;
   rows.strides[0][0] = splits;
   parts.numel = parts.sizes[0] = splits;
   parts.strides[0][0] = 1;
-  reduce_rows<A, A, T, Op><<<grid_for(n_out), threads_for(splits), 0, s>>>(
-      w, y, rows, parts, n_out, splits, 1, static_cast<A>(scale));
+  fold_pass(F{static_cast<A>(scale)}, w, y, static_cast<A*>(nullptr), rows, parts, n_out, splits,
+            plan_reduce(rows, parts), s);
 }
 
 using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64
@@ -148,10 +99,10 @@ constexpr std::array<Row, kNumReduce> kTable = {row<Sum>(), row<Extreme<true>>()
 }  // namespace
 
 void reduce(int op, int code, const void* in, void* out, const Geometry& outer,
-            const Geometry& inner, int64_t n_out, int64_t n_red, double scale, int splits,
-            void* work, void* stream) {
+            const Geometry& inner, int64_t n_out, int64_t n_red, double scale,
+            const ReducePlan& plan, void* work, void* stream) {
   kTable[static_cast<size_t>(op)][static_cast<size_t>(code - kF16)](
-      in, out, outer, inner, n_out, n_red, scale, splits, work, static_cast<cudaStream_t>(stream));
+      in, out, outer, inner, n_out, n_red, scale, plan, work, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace tessera::cuda::k

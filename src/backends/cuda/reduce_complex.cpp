@@ -21,16 +21,14 @@ void run(const char* name, int op, double param, Inputs in, Outputs out, const A
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
   const auto [outer, inner] = split_dims(x, a, name);
-  const int splits = splits_for(outer.numel, inner.numel);
-  Tensor work;
-  if (splits > 1) work = Tensor::empty({outer.numel * splits * k::kPartBytes}, kUInt8, y.device());
+  const k::ReducePlan plan = k::plan_reduce(outer, inner);
+  const Tensor work = reduce_workspace(plan, k::kPartBytes, y.device());
   const Tensor dst = staging(y, op == k::kZNorm ? kFloat32 : kComplex64);
   const int dev = y.device().index;
   {
     DeviceGuard guard(dev);
     k::reduce_complex(op, x.raw_data(), dst.raw_data(), outer, inner, outer.numel, inner.numel,
-                      param, splits, work.defined() ? work.raw_data() : nullptr,
-                      current_stream(dev));
+                      param, plan, work_ptr(work), current_stream(dev));
     launched(dev, name);
   }
   done_into(dst, y, name);

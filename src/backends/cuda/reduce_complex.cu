@@ -11,20 +11,20 @@ namespace tessera::cuda::k {
 namespace {
 
 using Launch = void (*)(const void*, void*, const Geometry&, const Geometry&, int64_t, int64_t,
-                        double, int, void*, cudaStream_t);
+                        double, const ReducePlan&, void*, cudaStream_t);
 
 template <int kOp>
 void launch(const void* in, void* out, const Geometry& outer, const Geometry& inner, int64_t n_out,
-            int64_t n_red, double param, int splits, void* work, cudaStream_t s) {
+            int64_t n_red, double param, const ReducePlan& plan, void* work, cudaStream_t s) {
   using fn::Cf;
   if constexpr (kOp == kZSum || kOp == kZMean)
     fold<Cf, Cf>(ops::ZSum{kOp == kZMean, static_cast<double>(n_red)}, in, out, outer, inner, n_out,
-                 n_red, splits, work, s);
+                 n_red, plan, work, s);
   else if constexpr (kOp == kZProd)
-    fold<Cf, Cf>(ops::ZProd{}, in, out, outer, inner, n_out, n_red, splits, work, s);
+    fold<Cf, Cf>(ops::ZProd{}, in, out, outer, inner, n_out, n_red, plan, work, s);
   else
     fold<Cf, float>(ops::ZNorm{ops::Norm{ops::norm_kind(param), param}}, in, out, outer, inner,
-                    n_out, n_red, splits, work, s);
+                    n_out, n_red, plan, work, s);
 }
 
 // Indexed by ComplexReduceOp.
@@ -34,9 +34,9 @@ constexpr std::array<Launch, kNumComplexReduce> kTable = {&launch<kZSum>, &launc
 }  // namespace
 
 void reduce_complex(int op, const void* in, void* out, const Geometry& outer, const Geometry& inner,
-                    int64_t n_out, int64_t n_red, double param, int splits, void* work,
+                    int64_t n_out, int64_t n_red, double param, const ReducePlan& plan, void* work,
                     void* stream) {
-  kTable[static_cast<size_t>(op)](in, out, outer, inner, n_out, n_red, param, splits, work,
+  kTable[static_cast<size_t>(op)](in, out, outer, inner, n_out, n_red, param, plan, work,
                                   static_cast<cudaStream_t>(stream));
 }
 

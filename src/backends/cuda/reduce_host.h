@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/reduce_plan.h"
 #include "tessera/ops/primitive.h"
 
 namespace tessera::cuda {
@@ -20,8 +21,11 @@ struct Lanes {
 };
 Lanes lanes_along(const Tensor& x, const Tensor& out, const Attrs& a, const char* name);
 
-/// Parts a row is split into (a fixed function of the shape, not of the device).
-int splits_for(int64_t n_out, int64_t n_red);
+/// The workspace of a reduction planned as p (reduce_plan.h): p.work accumulators of `bytes`
+/// each; undefined when the reduction is not split.
+Tensor reduce_workspace(const k::ReducePlan& p, int64_t bytes, Device dev);
+/// Its data pointer, or null.
+inline void* work_ptr(const Tensor& work) { return work.defined() ? work.raw_data() : nullptr; }
 
 /// y itself when the kernels can write it directly (contiguous, of dtype dt), else a contiguous
 /// temporary of dtype dt to convert into y afterwards (done_into).

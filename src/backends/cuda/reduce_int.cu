@@ -9,15 +9,15 @@
 namespace tessera::cuda::k {
 namespace {
 
-using Launch = void (*)(const void*, void*, const Geometry&, const Geometry&, int64_t, int64_t, int,
-                        void*, cudaStream_t);
+using Launch = void (*)(const void*, void*, const Geometry&, const Geometry&, int64_t, int64_t,
+                        const ReducePlan&, void*, cudaStream_t);
 
 template <class T, class Op>
 void launch(const void* in, void* out, const Geometry& outer, const Geometry& inner, int64_t n_out,
-            int64_t n_red, int splits, void* work, cudaStream_t s) {
+            int64_t n_red, const ReducePlan& plan, void* work, cudaStream_t s) {
   // sum / prod write int64; max / min the input's dtype.
   using O = std::conditional_t<std::is_same_v<typename Op::A, long long>, T, int64_t>;
-  fold<T, O>(Op{}, in, out, outer, inner, n_out, n_red, splits, work, s);
+  fold<T, O>(Op{}, in, out, outer, inner, n_out, n_red, plan, work, s);
 }
 
 using Row = std::array<Launch, 6>;  // kBool, kU8, kI8, kI16, kI32, kI64
@@ -34,10 +34,10 @@ constexpr std::array<Row, kNumIntReduce> kTable = {row<ops::IntSum>(), row<ops::
 }  // namespace
 
 void reduce_int(int op, int code, const void* in, void* out, const Geometry& outer,
-                const Geometry& inner, int64_t n_out, int64_t n_red, int splits, void* work,
-                void* stream) {
+                const Geometry& inner, int64_t n_out, int64_t n_red, const ReducePlan& plan,
+                void* work, void* stream) {
   kTable[static_cast<size_t>(op)][static_cast<size_t>(code - kBool)](
-      in, out, outer, inner, n_out, n_red, splits, work, static_cast<cudaStream_t>(stream));
+      in, out, outer, inner, n_out, n_red, plan, work, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace tessera::cuda::k

@@ -19,12 +19,6 @@ bool int_input(Inputs in, const Attrs&) { return k::int_or_bool_code(dtype_code(
 bool float_input(Inputs in, const Attrs&) { return k::float_code(dtype_code(in[0].dtype())); }
 bool real_input(Inputs in, const Attrs&) { return dtype_code(in[0].dtype()) >= 0; }
 
-// The workspace of a split reduction (null when rows are not split).
-Tensor workspace(int64_t parts, Device dev) {
-  return parts > 1 ? Tensor::empty({parts * k::kPartBytes}, kUInt8, dev) : Tensor();
-}
-void* ptr(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
-
 // sum and prod write int64 (a "dtype" attr may ask for another integer dtype: converted after,
 // as the CPU's writer does); amax and amin write the input's dtype.
 void run_int(const char* name, int op, Inputs in, Outputs out, const Attrs& a) {
@@ -32,15 +26,15 @@ void run_int(const char* name, int op, Inputs in, Outputs out, const Attrs& a) {
   const Tensor& y = out[0];
   if (y.numel() == 0) return;
   const auto [outer, inner] = split_dims(x, a, name);
-  const int splits = splits_for(outer.numel, inner.numel);
-  const Tensor work = workspace(outer.numel * splits, y.device());
+  const k::ReducePlan plan = k::plan_reduce(outer, inner);
+  const Tensor work = reduce_workspace(plan, k::kPartBytes, y.device());
   const bool extreme = op == k::kIMax || op == k::kIMin;
   const Tensor dst = staging(y, extreme ? x.dtype() : kInt64);
   const int dev = y.device().index;
   {
     DeviceGuard guard(dev);
     k::reduce_int(op, dtype_code(x.dtype()), x.raw_data(), dst.raw_data(), outer, inner,
-                  outer.numel, inner.numel, splits, ptr(work), current_stream(dev));
+                  outer.numel, inner.numel, plan, work_ptr(work), current_stream(dev));
     launched(dev, name);
   }
   done_into(dst, y, name);
@@ -58,14 +52,14 @@ void run_stat(const char* name, int op, double param, Inputs in, Outputs out, co
     x = f;
   }
   const auto [outer, inner] = split_dims(x, a, name);
-  const int splits = splits_for(outer.numel, inner.numel);
-  const Tensor work = workspace(outer.numel * splits, y.device());
+  const k::ReducePlan plan = k::plan_reduce(outer, inner);
+  const Tensor work = reduce_workspace(plan, k::kPartBytes, y.device());
   const Tensor dst = staging(y, x.dtype());
   const int dev = y.device().index;
   {
     DeviceGuard guard(dev);
     k::reduce_stat(op, dtype_code(x.dtype()), x.raw_data(), dst.raw_data(), outer, inner,
-                   outer.numel, inner.numel, param, splits, ptr(work), current_stream(dev));
+                   outer.numel, inner.numel, param, plan, work_ptr(work), current_stream(dev));
     launched(dev, name);
   }
   done_into(dst, y, name);

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/reduce_plan.h"
 
 namespace tessera::cuda::k {
 
@@ -20,25 +21,25 @@ inline bool int_or_bool_code(int code) { return code >= kBool && code <= kI64; }
 enum IntReduceOp : int { kISum, kIProd, kIMax, kIMin, kNumIntReduce };
 /// Reductions of bool and integer inputs with the CPU's rules: sum and prod accumulate in
 /// wrapping 64-bit and write int64; max and min compare as int64 and write the input's dtype.
-/// `work`: n_out * splits * kPartBytes bytes when splits > 1 (see k::reduce).
+/// `plan`: k::plan_reduce(outer, inner); `work`: plan.work * kPartBytes bytes (see k::reduce).
 void reduce_int(int op, int code, const void* in, void* out, const Geometry& outer,
-                const Geometry& inner, int64_t n_out, int64_t n_red, int splits, void* work,
-                void* stream);
+                const Geometry& inner, int64_t n_out, int64_t n_red, const ReducePlan& plan,
+                void* work, void* stream);
 
 enum StatOp : int { kSProd, kSVar, kSStd, kSLogSumExp, kSNorm, kNumStat };
 /// prod, var / std (param: the correction), logsumexp, norm (param: p) of float inputs (kF16 ...
 /// kF64), written in the input's dtype; accumulation in double as on the CPU (see
-/// reduce_ops.cuh). `work` as for reduce_int.
+/// reduce_ops.cuh). `plan` and `work` as for reduce_int.
 void reduce_stat(int op, int code, const void* in, void* out, const Geometry& outer,
-                 const Geometry& inner, int64_t n_out, int64_t n_red, double param, int splits,
-                 void* work, void* stream);
+                 const Geometry& inner, int64_t n_out, int64_t n_red, double param,
+                 const ReducePlan& plan, void* work, void* stream);
 
 enum ComplexReduceOp : int { kZSum, kZMean, kZProd, kZNorm, kNumComplexReduce };
 /// sum, mean, prod (complex64 out) and norm (param: p; float32 out) of complex64 inputs,
 /// accumulated in complex<double> (norm: double) as on the CPU (complex_reduce_ops.cuh).
-/// `work` as for reduce_int.
+/// `plan` and `work` as for reduce_int.
 void reduce_complex(int op, const void* in, void* out, const Geometry& outer, const Geometry& inner,
-                    int64_t n_out, int64_t n_red, double param, int splits, void* work,
+                    int64_t n_out, int64_t n_red, double param, const ReducePlan& plan, void* work,
                     void* stream);
 
 /// max / min along the reduced dims with the index of the first extreme (a NaN is the

@@ -10,7 +10,7 @@ namespace tessera::cuda::k {
 namespace {
 
 using Launch = void (*)(const void*, void*, const Geometry&, const Geometry&, int64_t, int64_t,
-                        double, int, void*, cudaStream_t);
+                        double, const ReducePlan&, void*, cudaStream_t);
 
 // The op of a StatOp with its parameter (the correction of var / std, the p of norm).
 template <int kOp, class T>
@@ -27,8 +27,8 @@ auto make_op(double param) {
 
 template <int kOp, class T>
 void launch(const void* in, void* out, const Geometry& outer, const Geometry& inner, int64_t n_out,
-            int64_t n_red, double param, int splits, void* work, cudaStream_t s) {
-  fold<T, T>(make_op<kOp, T>(param), in, out, outer, inner, n_out, n_red, splits, work, s);
+            int64_t n_red, double param, const ReducePlan& plan, void* work, cudaStream_t s) {
+  fold<T, T>(make_op<kOp, T>(param), in, out, outer, inner, n_out, n_red, plan, work, s);
 }
 
 using Row = std::array<Launch, 4>;  // kF16, kBF16, kF32, kF64
@@ -44,10 +44,10 @@ constexpr std::array<Row, kNumStat> kTable = {row<kSProd>(), row<kSVar>(), row<k
 }  // namespace
 
 void reduce_stat(int op, int code, const void* in, void* out, const Geometry& outer,
-                 const Geometry& inner, int64_t n_out, int64_t n_red, double param, int splits,
-                 void* work, void* stream) {
+                 const Geometry& inner, int64_t n_out, int64_t n_red, double param,
+                 const ReducePlan& plan, void* work, void* stream) {
   kTable[static_cast<size_t>(op)][static_cast<size_t>(code - kF16)](
-      in, out, outer, inner, n_out, n_red, param, splits, work, static_cast<cudaStream_t>(stream));
+      in, out, outer, inner, n_out, n_red, param, plan, work, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace tessera::cuda::k
