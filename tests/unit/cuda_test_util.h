@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -64,6 +65,22 @@ inline void expect_close(const Tensor& got, const Tensor& want, double rtol, dou
       ++bad;
     }
   }
+}
+
+/// The same float bits, any NaN matching any NaN.
+inline bool same_bits(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+/// Distance in ulps between two finite floats (adjacent floats are 1 apart, -0 and +0 are 0
+/// apart, subnormals count like the others).
+inline double ulp_distance(float a, float b) {
+  int32_t ia, ib;
+  std::memcpy(&ia, &a, sizeof ia);
+  std::memcpy(&ib, &b, sizeof ib);
+  const auto key = [](int32_t i) { return i < 0 ? -static_cast<double>(i & 0x7fffffff) : i; };
+  return std::abs(key(ia) - key(ib));
 }
 
 /// got (on the GPU) and want (on the CPU) hold the same bytes element for element: -0.0 is not

@@ -32,6 +32,8 @@ namespace tessera {
 namespace {
 
 using cuda_test::kGpu;
+using cuda_test::same_bits;
+using cuda_test::ulp_distance;
 
 const Device kCpu = Device::cpu();
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -92,17 +94,6 @@ std::vector<Complex64> host(const Tensor& t) {
   return t.to(kCpu).contiguous().to_vector<Complex64>();
 }
 
-bool same_bits(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  return std::memcmp(&a, &b, sizeof(float)) == 0;
-}
-double ulp_distance(float a, float b) {
-  int32_t ia, ib;
-  std::memcpy(&ia, &a, sizeof ia);
-  std::memcpy(&ib, &b, sizeof ib);
-  const auto key = [](int32_t i) { return i < 0 ? -static_cast<double>(i & 0x7fffffff) : i; };
-  return std::abs(key(ia) - key(ib));
-}
 // Each part within `ulps` (0: the same bits), the CPU's infinities, NaNs and signed zeros.
 bool part_close(float w, float g, double ulps) {
   if (ulps == 0 || !std::isfinite(w) || !std::isfinite(g)) return same_bits(w, g);

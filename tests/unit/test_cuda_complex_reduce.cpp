@@ -32,6 +32,7 @@ namespace tessera {
 namespace {
 
 using cuda_test::kGpu;
+using cuda_test::same_bits;
 
 const Device kCpu = Device::cpu();
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -85,10 +86,6 @@ std::vector<Complex64> host(const Tensor& t) {
 }
 std::vector<double> host_f64(const Tensor& t) { return cuda_test::values(t); }
 
-bool same_bits(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  return std::memcmp(&a, &b, sizeof a) == 0;
-}
 // g within tol of w; infinities, NaNs (and, when tol is 0, every bit) the CPU's.
 bool part_ok(float g, float w, double tol) {
   if (tol == 0 || !std::isfinite(w) || !std::isfinite(g)) return same_bits(g, w);

@@ -25,12 +25,15 @@
 #include <vector>
 
 #include "backends/cuda/complex_rules.cuh"
+#include "cuda_test_util.h"
 #include "tessera/tessera.h"
 
 namespace tessera {
 namespace {
 
 namespace fn = cuda::fn;
+using cuda_test::same_bits;
+using cuda_test::ulp_distance;
 using fn::Cf;
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -69,21 +72,6 @@ std::string str(Complex64 z) {
          std::to_string(z.imag()) + (std::signbit(z.imag()) ? "[-]" : "") + ")";
 }
 std::string str(Cf z) { return str(Complex64(z.re, z.im)); }
-
-bool same_bits(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  return std::memcmp(&a, &b, sizeof(float)) == 0;
-}
-
-// Distance in ulps between two finite floats (adjacent floats are 1 apart, -0 and +0 are 0
-// apart, subnormals count like the others).
-double ulp_distance(float a, float b) {
-  int32_t ia, ib;
-  std::memcpy(&ia, &a, sizeof ia);
-  std::memcpy(&ib, &b, sizeof ib);
-  const auto key = [](int32_t i) { return i < 0 ? -static_cast<double>(i & 0x7fffffff) : i; };
-  return std::abs(key(ia) - key(ib));
-}
 
 // Each part within `ulps` of the CPU's, with the CPU's infinities, NaNs and signed zeros.
 bool close_parts(Complex64 want, Cf got, double ulps) {
